@@ -1,0 +1,100 @@
+"""The ``remot`` command: parameters, datasets, demo data. Stages themselves run through DVC (``dvc repro``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.errors import RemotError
+
+
+def _params_check(args: argparse.Namespace) -> int:
+    from pipeline.params import load_params
+
+    params = load_params(args.params)
+    print(f"{args.params}: ok ({len(params.datasets)} datasets: {', '.join(params.datasets) or 'none'})")
+    return 0
+
+
+def _dataset_add(args: argparse.Namespace) -> int:
+    from pipeline.datasets import add_dataset, describe
+
+    _, scan = add_dataset(Path(args.params), args.name, args.path, args.kind, args.test_ratio, args.seed)
+    print(describe(scan))
+    print(f"registered {args.name!r} in {args.params}; `dvc repro` processes it")
+    return 0
+
+
+def _dataset_check(args: argparse.Namespace) -> int:
+    from pipeline.datasets import describe, probe_readable, scan_dataset
+    from pipeline.params import ParamsError, load_params
+
+    params = load_params(args.params)
+    if args.name not in params.datasets:
+        raise ParamsError(f"no dataset {args.name!r} in {args.params}; registered: "
+                          f"{', '.join(params.datasets) or 'none'} (add one with `remot dataset add`)")
+    scan = scan_dataset(args.name, params.datasets[args.name], Path(args.params).resolve().parent)
+    probe_readable(scan)
+    print(describe(scan))
+    return 1 if scan.problems and args.strict else 0
+
+
+def _dataset_list(args: argparse.Namespace) -> int:
+    from pipeline.params import load_params
+
+    for name, spec in load_params(args.params).datasets.items():
+        print(f"{name}\t{spec.kind}\t{spec.path}")
+    return 0
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from pipeline.demo_data import generate_demo_dataset
+    from pipeline.params import load_params
+
+    demo = load_params(args.params).demo
+    out = Path(args.out or demo.out)
+    summary = generate_demo_dataset(out, n_clips=demo.n_clips, n_frames=demo.n_frames, seed=demo.seed)
+    print(f"demo data in {out}: {summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remot", description="REMOT data pipeline and motion transfer")
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    params = sub.add_parser("params", help="parameter file tools").add_subparsers(dest="action", required=True)
+    params.add_parser("check", help="validate params.yaml against the schema").set_defaults(func=_params_check)
+
+    dataset = sub.add_parser("dataset", help="register and check datasets").add_subparsers(dest="action",
+                                                                                          required=True)
+    add = dataset.add_parser("add", help="validate a dataset folder and register it in params.yaml")
+    add.add_argument("name")
+    add.add_argument("path")
+    add.add_argument("--kind", required=True, choices=["iper", "solodance", "folder"])
+    add.add_argument("--test-ratio", type=float, default=None, help="folder kind: share of videos for test")
+    add.add_argument("--seed", type=int, default=None, help="folder kind: seed of the hash split")
+    add.set_defaults(func=_dataset_add)
+    check = dataset.add_parser("check", help="re-scan a registered dataset and list problems")
+    check.add_argument("name")
+    check.add_argument("--strict", action="store_true", help="exit 1 when problems are found")
+    check.set_defaults(func=_dataset_check)
+    dataset.add_parser("list", help="list registered datasets").set_defaults(func=_dataset_list)
+
+    demo = sub.add_parser("demo-data", help="generate the procedural demo dataset (no third-party footage)")
+    demo.add_argument("--out", default=None, help="output folder (default: params demo.out)")
+    demo.set_defaults(func=_demo_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

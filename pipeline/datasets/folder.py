@@ -1,0 +1,65 @@
+"""``folder``: any tree of videos and/or frame folders, split by a seeded hash.
+
+::
+
+    my_videos/
+      alice_dance.mp4            -> video id "alice_dance"
+      bob/warmup.mov             -> "bob__warmup"
+      carol_take1/00000.png ...  -> a frame folder, id "carol_take1"
+
+A folder that holds images directly is one video (its subfolders are not searched further).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pipeline.datasets.base import Scan, UnsafePath, VideoEntry, inside, is_frame_folder, is_video_file, safe_id
+
+
+def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str]:
+    """Assign ``round(test_ratio * n)`` videos (at least one) to test, chosen by a seeded hash of their id.
+
+    Stable under additions in the sense that matters for reproducibility: the same ids, ratio and seed always
+    give the same split. With ``test_ratio > 0`` and at least two videos, test gets at least one.
+    """
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    n_test = min(len(ids) - 1, max(1, round(test_ratio * len(ids)))) if len(ids) > 1 and test_ratio > 0 else 0
+    test = set(ranked[:n_test])
+    return {i: ("test" if i in test else "train") for i in ids}
+
+
+def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
+    scan = Scan(dataset=name, kind="folder", root=root)
+    found: list[tuple[str, Path, bool]] = []
+    for current, dirs, files in os.walk(root, followlinks=False):
+        here = Path(current)
+        if here != root and is_frame_folder(here):
+            found.append((safe_id(str(here.relative_to(root))), here, True))
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            path = here / f
+            if is_video_file(path):
+                rel = path.relative_to(root).with_suffix("")
+                found.append((safe_id(str(rel)), path, False))
+            elif path.is_symlink():
+                scan.problems.append(f"{path}: symlink skipped")
+    if is_frame_folder(root):
+        found.append((safe_id(root.name), root, True))
+    safe: list[tuple[str, Path, bool]] = []
+    for vid, path, frames in sorted(found):
+        try:
+            inside(root, path.relative_to(root))  # a symlink pointing out of the root is refused
+        except UnsafePath as exc:
+            scan.problems.append(str(exc))
+            continue
+        if any(vid == other for other, _, _ in safe):
+            scan.problems.append(f"{path}: its video id {vid!r} is taken by another input; skipped")
+            continue
+        safe.append((vid, path, frames))
+    splits = split_by_hash([vid for vid, _, _ in safe], test_ratio, seed)
+    scan.videos = [VideoEntry(name, vid, path, frames, splits[vid]) for vid, path, frames in safe]
+    return scan

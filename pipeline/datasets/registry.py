@@ -1,0 +1,134 @@
+"""Register datasets in ``params.yaml`` and scan them into video lists.
+
+The registry is the ``datasets:`` section of params.yaml, so adding a dataset is a parameter change that DVC
+tracks like any other (``dvc repro`` then processes it; ``dvc exp`` can vary it).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+
+from pipeline.datasets.base import DatasetError, Scan, VideoEntry, list_frames
+from pipeline.datasets.folder import scan_folder
+from pipeline.datasets.iper import scan_iper
+from pipeline.datasets.solodance import scan_solodance
+from pipeline.params import DATASET_NAME, DatasetSpec, Params, ParamsError, validate_params
+
+
+def dataset_root(spec: DatasetSpec, project_root: Path) -> Path:
+    path = Path(spec.path)
+    return path if path.is_absolute() else project_root / path
+
+
+def scan_dataset(name: str, spec: DatasetSpec, project_root: Path = Path(".")) -> Scan:
+    root = dataset_root(spec, project_root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset {name!r}: folder {root} does not exist "
+                           f"(fix datasets.{name}.path in params.yaml, or run `remot demo-data` for the demo)")
+    if spec.kind == "iper":
+        scan = scan_iper(name, root)
+    elif spec.kind == "solodance":
+        scan = scan_solodance(name, root)
+    else:
+        scan = scan_folder(name, root, spec.test_ratio, spec.seed)
+    if not scan.videos:
+        raise DatasetError(f"dataset {name!r}: no videos or frame folders found under {root}")
+    return scan
+
+
+def probe_readable(scan: Scan) -> None:
+    """Open every video and read one frame; unreadable inputs become problems (extraction skips them too)."""
+    for video in scan.videos:
+        if video.is_frame_folder:
+            if not list_frames(video.source):
+                scan.problems.append(f"{video.source}: empty frame folder")
+            continue
+        capture = cv2.VideoCapture(str(video.source))
+        ok = capture.isOpened() and capture.read()[0]
+        capture.release()
+        if not ok:
+            scan.problems.append(f"{video.source}: cannot decode a frame (corrupt, empty or not a video)")
+
+
+def describe(scan: Scan) -> str:
+    counts = scan.split_counts()
+    n_files = sum(1 for v in scan.videos if not v.is_frame_folder)
+    lines = [
+        f"dataset {scan.dataset!r} ({scan.kind}) at {scan.root}",
+        f"  videos: {len(scan.videos)} ({n_files} video files, {len(scan.videos) - n_files} frame folders, "
+        f"{scan.frame_count()} frames in folders)",
+        "  splits: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        f"  problems: {len(scan.problems)}",
+    ]
+    lines += [f"    - {p}" for p in scan.problems]
+    return "\n".join(lines)
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip mode keeps the comments and order of the hand-written params.yaml
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: float | None = None,
+                seed: int | None = None) -> tuple[Params, Scan]:
+    """Validate the layout, then write ``datasets.<name>`` into params.yaml (atomically)."""
+    from pipeline.atomic import write_bytes
+
+    if not DATASET_NAME.match(name):
+        raise ParamsError(f"dataset name {name!r} must match {DATASET_NAME.pattern}")
+    entry: dict[str, object] = {"kind": kind, "path": path}
+    if test_ratio is not None:
+        entry["test_ratio"] = test_ratio
+    if seed is not None:
+        entry["seed"] = seed
+    spec = DatasetSpec.model_validate(entry)
+    project_root = params_file.parent
+    scan = scan_dataset(name, spec, project_root)
+    probe_readable(scan)
+
+    yaml = _yaml()
+    doc = yaml.load(params_file.read_text()) if params_file.exists() else {}
+    if doc is None:
+        doc = {}
+    doc.setdefault("datasets", {})
+    if doc["datasets"] is None:
+        doc["datasets"] = {}
+    doc["datasets"][name] = entry
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    import yaml as pyyaml
+
+    params = validate_params(pyyaml.safe_load(buffer.getvalue()), str(params_file))
+    write_bytes(params_file, buffer.getvalue().encode())
+    return params, scan
+
+
+def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".")) -> None:
+    """The register stage's output: every usable video with its split, read by the extraction stage."""
+    from pipeline.atomic import write_json
+
+    root = project_root.resolve()
+    rows = []
+    for scan in scans:
+        for v in scan.videos:
+            source = v.source.resolve()
+            shown = source.relative_to(root) if source.is_relative_to(root) else source
+            rows.append({"dataset": v.dataset, "video": v.video, "source": str(shown),
+                         "frame_folder": v.is_frame_folder, "split": v.split})
+    write_json(path, {"videos": rows})
+
+
+def read_video_list(path: Path, project_root: Path = Path(".")) -> list[VideoEntry]:
+    import json
+
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run the register stage first (`dvc repro register`)")
+    rows = json.loads(path.read_text())["videos"]
+    return [VideoEntry(r["dataset"], r["video"], project_root / r["source"], r["frame_folder"], r["split"])
+            for r in rows]

@@ -1,0 +1,23 @@
+"""Errors a user can act on: each names the file or setting at fault and what to do about it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RemotError(Exception):
+    """Base class; the CLI prints these without a traceback."""
+
+
+class WeightsNotFound(RemotError):
+    """A pretrained network's official checkpoint is not on disk (nothing is ever downloaded at run time)."""
+
+    def __init__(self, component: str, path: Path | str, how_to_get: str, fallback: str | None = None):
+        self.component, self.path, self.how_to_get, self.fallback = component, Path(path), how_to_get, fallback
+        message = f"{component}: weights file {self.path} not found. Obtain it from {how_to_get}"
+        if fallback:
+            message += f"; meanwhile using {fallback}"
+        super().__init__(message)
+
+
+class BadCheckpoint(RemotError):
+    """A checkpoint file exists but does not match the network (wrong keys, class count or profile)."""

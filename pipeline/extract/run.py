@@ -1,0 +1,183 @@
+"""The extraction stage's library: every registered video -> fixed person crop -> resized PNG frames + meta.
+
+Incremental: a video whose output records the same input hash and the same extraction parameters is kept as
+it is, so adding one video to a dataset processes only that video, and changing an ``extract`` parameter
+reprocesses all. One bad video is reported and skipped; the stage fails only when every video fails.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline import atomic
+from pipeline.artifacts import VideoArtifacts, frame_name
+from pipeline.datasets.base import VideoEntry, list_frames
+from pipeline.extract.crop import apply_crop, crop_box_for_person
+from pipeline.extract.decode import DecodeError, iter_frames, source_info
+from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
+from pipeline.params import ExtractParams, section_fingerprint
+
+META_VERSION = 1
+
+
+class SkipVideo(Exception):
+    """This video cannot be used; the message is the reason written to the report."""
+
+
+@dataclass
+class ExtractReport:
+    processed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"processed": self.processed, "reused": self.reused, "skipped": self.skipped,
+                "removed": self.removed,
+                "counts": {"processed": len(self.processed), "reused": len(self.reused),
+                           "skipped": len(self.skipped)}}
+
+
+def input_fingerprint(video: VideoEntry) -> dict:
+    """Size and mtime of the input (cheap), used to avoid re-hashing unchanged inputs."""
+    files = list_frames(video.source) if video.is_frame_folder else [video.source]
+    return {"files": len(files), "bytes": sum(f.stat().st_size for f in files),
+            "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0)}
+
+
+def input_sha256(video: VideoEntry) -> str:
+    digest = hashlib.sha256()
+    files = list_frames(video.source) if video.is_frame_folder else [video.source]
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import mediapipe
+
+    return {"python": platform.python_version(), "opencv": cv2.__version__, "numpy": np.__version__,
+            "mediapipe": mediapipe.__version__}
+
+
+def _up_to_date(meta_path: Path, params_hash: str, cheap: dict) -> Optional[dict]:
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("params_hash") != params_hash or meta.get("meta_version") != META_VERSION:
+        return None
+    if meta.get("input_stat") != cheap:
+        return None
+    frames_ok = len(list_frames(meta_path.parent)) == meta.get("n_frames")
+    return meta if frames_ok else None
+
+
+def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, params_hash: str,
+                  min_frames: int) -> dict:
+    """Decode, find the person, crop and write one video atomically; returns its meta record."""
+    try:
+        info = source_info(video.source, video.is_frame_folder)
+        # Pass 1: sample frames for the detector without holding the whole clip in memory.
+        n_total = sum(1 for _ in iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
+                                             cfg.max_frames))
+        if n_total == 0:
+            raise SkipVideo("no frames could be decoded (empty, truncated or corrupt file)")
+        if n_total < min_frames:
+            raise SkipVideo(f"only {n_total} frames after resampling; at least {min_frames} are needed "
+                            "(extract.min_frames, at least one training window)")
+        wanted = set(np.linspace(0, n_total - 1, min(cfg.detect_frames, n_total)).round().astype(int).tolist())
+        samples = [f for k, (_, f) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
+                                                             cfg.fps, cfg.max_frames)) if k in wanted]
+        height, width = samples[0].shape[:2]
+        person, n_found = clip_person_box(samples)
+        if person is None:
+            raise SkipVideo(f"no person found on any of {len(samples)} sampled frames")
+        box = crop_box_for_person(person, width, height, cfg.height, cfg.width, cfg.margin)
+        # Pass 2: crop and write.
+        with atomic.replace_dir(out.frames_dir) as tmp:
+            source_indices = []
+            for k, (index, frame) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
+                                                           cfg.fps, cfg.max_frames)):
+                if frame.shape[:2] != (height, width):
+                    raise SkipVideo(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                                    f"{width}x{height}: a clip must keep one size")
+                crop = apply_crop(frame, box, cfg.height, cfg.width, cfg.pad)
+                cv2.imwrite(str(tmp / frame_name(k)), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                source_indices.append(index)
+            meta = {
+                "meta_version": META_VERSION, "dataset": video.dataset, "video": video.video,
+                "split": video.split, "source": str(video.source), "source_is_frame_folder": video.is_frame_folder,
+                "input_stat": input_fingerprint(video), "input_sha256": input_sha256(video),
+                "native_fps": info.native_fps, "fps_assumed": info.fps_assumed,
+                "fps": min(cfg.fps, info.native_fps) if cfg.fps else info.native_fps,
+                "n_frames": len(source_indices), "source_frames": source_indices,
+                "source_size": [height, width], "size": [cfg.height, cfg.width],
+                "crop_box": box.as_dict(), "person_box": [round(v, 2) for v in person],
+                "detector": DETECTOR_NAME, "detected_on": f"{n_found}/{len(samples)} sampled frames",
+                "params_hash": params_hash, "versions": library_versions(),
+            }
+            atomic.write_json(tmp / "meta.json", meta)
+        return meta
+    except DecodeError as exc:
+        raise SkipVideo(str(exc)) from None
+
+
+def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
+                   min_frames: int, report_path: Path) -> ExtractReport:
+    """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded."""
+    params_hash = section_fingerprint(cfg) + f"-min{min_frames}"
+    report = ExtractReport()
+    dataset_dir = Path(data_root) / "frames" / dataset
+    atomic.remove_stale_temps(dataset_dir)
+    progress = tqdm(videos, desc="extract", unit="video", disable=None)
+    for video in progress:
+        key = f"{video.dataset}/{video.video}"
+        out = VideoArtifacts(Path(data_root), video.dataset, video.video)
+        progress.set_postfix_str(key)
+        started = time.perf_counter()
+        try:
+            cheap = input_fingerprint(video)
+            meta = _up_to_date(out.frames_meta, params_hash, cheap)
+            if meta is not None:
+                if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
+                    atomic.write_json(out.frames_meta, {**meta, "split": video.split})
+                report.reused.append(key)
+                continue
+            extract_video(video, out, cfg, params_hash, min_frames)
+            report.processed.append(key)
+        except SkipVideo as exc:
+            report.skipped[key] = str(exc)
+            tqdm.write(f"skipped {key}: {exc}")
+        except Exception as exc:  # one bad video never sinks the dataset run
+            report.skipped[key] = f"{type(exc).__name__}: {exc}"
+            tqdm.write(f"skipped {key}: {type(exc).__name__}: {exc}")
+        else:
+            progress.set_postfix_str(f"{key} {time.perf_counter() - started:.1f}s")
+    # Outputs of videos no longer registered (or now skipped) would otherwise flow into later stages.
+    keep = {v.video for v in videos} - {k.split("/", 1)[1] for k in report.skipped}
+    if dataset_dir.is_dir():
+        for video_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
+            if video_dir.name not in keep:
+                shutil.rmtree(video_dir)
+                report.removed.append(f"{dataset}/{video_dir.name}")
+    atomic.write_json(report_path, report.as_dict())
+    if videos and not report.processed and not report.reused:
+        raise RuntimeError(f"every video failed extraction; reasons are in {report_path}")
+    return report

@@ -1,0 +1,132 @@
+"""Pick a flow backend, compute per-video flow targets, and store them.
+
+Stored targets (``VideoArtifacts.flow_file``, one ``.npz`` per video):
+
+* ``flow``  float16 (T, 2, H, W): flow t -> t-1 in pixels, channel 0 = dx, 1 = dy; frame t-1 sampled at
+  x + flow_t(x) matches frame t(x). Frame 0 has no predecessor and is all zeros.
+* ``valid`` uint8 (T, 1, H, W) in {0, 1}: 1 where the forward-backward check passes (pixel visible in both
+  frames); frame 0 is all zeros.
+* ``backend`` 0-d unicode string: which backend produced the flow (e.g. "flownet2", "opencv-dis-medium").
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import TEMP_PREFIX
+from pipeline.errors import WeightsNotFound
+from pipeline.flow.base import FlowBackend, consistency_mask
+from pipeline.flow.dis import DisFlowBackend
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAMES = ("flownet2", "dis", "raft")
+
+
+def make_flow_backend(
+    name: str = "flownet2",
+    weights: Path | str | None = None,
+    dis_preset: str = "medium",
+    device: str = "cpu",
+) -> tuple[FlowBackend, list[str]]:
+    """The requested flow backend when it can run, else the offline DIS backend.
+
+    ``weights`` is the checkpoint file or a folder holding it (FlowNet2: ``FlowNet2_checkpoint.pth.tar``;
+    RAFT: a torchvision ``raft_*.pth``, also looked for in the torch hub cache). A missing weights file never
+    stops the pipeline: it falls back to DIS, warns loudly (``warnings.warn`` and the log) naming the missing
+    file, and says so in the notes. A present but broken checkpoint (``BadCheckpoint``) is raised, since silently
+    replacing weights the user supplied would hide a real problem.
+
+    Returns (backend, notes); ``backend.name`` always says which backend will run, ``notes`` why.
+    """
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"unknown flow backend {name!r}; choose one of {BACKEND_NAMES}")
+    if name == "dis":
+        backend = DisFlowBackend(dis_preset)
+        return backend, [f"flow backend: {backend.name} (requested)"]
+    try:
+        if name == "flownet2":
+            from pipeline.flow.flownet2 import FlowNet2Backend
+
+            backend = FlowNet2Backend.from_checkpoint(weights, device)
+        else:
+            from pipeline.flow.raft import RaftBackend
+
+            backend = RaftBackend.from_weights(weights, device)
+    except WeightsNotFound as missing:
+        backend = DisFlowBackend(dis_preset)
+        message = f"{missing}. Flow backend '{name}' is NOT used; flow targets come from {backend.name}."
+        warnings.warn(message, stacklevel=2)
+        log.warning(message)
+        return backend, [message, f"flow backend: {backend.name} (fallback for {name})"]
+    return backend, [f"flow backend: {backend.name} (requested), weights {backend.info.get('weights')}"]
+
+
+def compute_video_flow(frames: list[np.ndarray], backend: FlowBackend) -> tuple[np.ndarray, np.ndarray]:
+    """Flow t -> t-1 and its validity for every frame of a video.
+
+    ``frames``: T >= 1 RGB uint8 arrays, all H x W x 3. Computes the t -> t-1 flow and the t-1 -> t flow
+    (for the forward-backward check, ``consistency_mask``) for each t >= 1.
+    Returns (flow float16 (T, 2, H, W), valid uint8 (T, 1, H, W) in {0, 1}); frame 0 is all zeros in both.
+    """
+    if not frames:
+        raise ValueError("compute_video_flow needs at least one frame")
+    shape = frames[0].shape
+    for index, frame in enumerate(frames):
+        if frame.shape != shape or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame {index}: expected uint8 {shape} RGB like frame 0, got {frame.dtype} {frame.shape}")
+    height, width = shape[:2]
+    flow = np.zeros((len(frames), 2, height, width), dtype=np.float16)
+    valid = np.zeros((len(frames), 1, height, width), dtype=np.uint8)
+    for t in range(1, len(frames)):
+        to_previous = backend.compute(frames[t], frames[t - 1])
+        from_previous = backend.compute(frames[t - 1], frames[t])
+        flow[t] = to_previous.transpose(2, 0, 1)
+        valid[t, 0] = consistency_mask(to_previous, from_previous)
+    return flow, valid
+
+
+def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend_name: str) -> None:
+    """Write ``flow`` (T, 2, H, W), ``valid`` (T, 1, H, W) and the backend name to ``path`` (compressed npz).
+
+    Atomic: written to a temporary file in the same folder, then renamed over ``path``, so readers never see a
+    half-written file.
+    """
+    path = Path(path)
+    if flow.ndim != 4 or flow.shape[1] != 2 or valid.shape != (flow.shape[0], 1) + flow.shape[2:]:
+        raise ValueError(f"expected flow (T, 2, H, W) and valid (T, 1, H, W), got {flow.shape} and {valid.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same temp naming as pipeline.atomic, so remove_stale_temps cleans up after a killed run.
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", delete=False)
+    try:
+        with handle:
+            np.savez_compressed(
+                handle,
+                flow=flow.astype(np.float16),
+                valid=valid.astype(np.uint8),
+                backend=np.array(backend_name, dtype=np.str_),
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def load_flow_npz(path: Path | str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Read a file written by ``save_flow_npz`` (no pickle).
+
+    Returns (flow float16 (T, 2, H, W), valid uint8 (T, 1, H, W), backend name).
+    """
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"flow", "valid", "backend"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: not a flow file, missing {sorted(missing)}; recompute it with the flow stage")
+        return data["flow"], data["valid"], str(data["backend"])

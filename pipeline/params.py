@@ -1,0 +1,194 @@
+"""The one typed schema for ``params.yaml``.
+
+Every stage and command calls :func:`load_params` once, at its edge, and passes the validated object (or a
+section of it) inward; nothing else reads the YAML. Unknown or misspelt keys, wrong types and values outside
+their range fail here with a message that names the key and what it accepts.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import RemotError
+from pipeline.labels import DEFAULT_MERGE
+
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(RemotError):
+    """params.yaml does not match the schema."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoParams(Section):
+    """The generated demo dataset (``remot demo-data``)."""
+
+    out: str = "data/raw/demo"
+    n_clips: int = Field(6, ge=1, le=100)
+    n_frames: int = Field(32, ge=4, le=2000)
+    seed: int = 0
+
+
+class DatasetSpec(Section):
+    """One registered dataset. ``path`` is relative to the project root or absolute."""
+
+    kind: Literal["iper", "solodance", "folder"]
+    path: str
+    # Only the ``folder`` kind splits by hash; iPER and SoloDance ship their own protocol.
+    test_ratio: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class ExtractParams(Section):
+    """Frame extraction: decode, one person-centred crop per video, resize."""
+
+    height: int = Field(256, ge=32, le=2048)
+    width: int = Field(192, ge=32, le=2048)
+    fps: Optional[float] = Field(None, gt=0, description="target frame rate; null keeps the native rate")
+    margin: float = Field(0.06, ge=0.0, le=1.0, description="box margin as a fraction of the person height")
+    detect_frames: int = Field(16, ge=1, le=1000, description="frames sampled per video for the person box")
+    min_frames: int = Field(8, ge=1, description="videos shorter than this (after fps change) are skipped")
+    max_frames: Optional[int] = Field(None, ge=1, description="cap per video; null keeps all")
+    pad: Literal["replicate", "constant"] = "replicate"
+
+    @model_validator(mode="after")
+    def _portrait(self) -> "ExtractParams":
+        if self.width > self.height:
+            raise ValueError(f"extract.width ({self.width}) must not exceed extract.height ({self.height}): "
+                             "crops are portrait, as in the paper's 256x192")
+        return self
+
+
+class PoseParams(Section):
+    model_complexity: Literal[0, 1, 2] = 1
+    min_detection_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    smoothing_window: int = Field(0, ge=0, description="centred moving average over frames; 0 = off")
+    thickness: int = Field(4, ge=1, le=32, description="limb thickness of the rendered pose map, pixels")
+    min_detection_rate: float = Field(0.5, ge=0.0, le=1.0,
+                                      description="videos with a lower person detection rate are excluded")
+
+
+class ParseParams(Section):
+    backend: Literal["auto", "schp", "offline"] = Field(
+        "auto", description="auto = SCHP when its weights file exists, else the offline parser (recorded)")
+    schp_weights: str = "models/pretrained/exp-schp-201908301523-atr.pth"
+    schp_dataset: Literal["atr", "lip"] = "atr"
+
+
+class MergeParams(Section):
+    """18 ATR classes -> REMOT's 6 regions; every ATR class mapped exactly once."""
+
+    classes: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_MERGE.items()})
+
+    @field_validator("classes")
+    @classmethod
+    def _complete(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from pipeline.parsing.merge import validate_merge_map
+
+        validate_merge_map(value)
+        return value
+
+
+class FlowParams(Section):
+    backend: Literal["flownet2", "dis", "raft"] = Field(
+        "flownet2", description="flownet2/raft run when their weights file exists, else DIS (recorded)")
+    flownet2_weights: str = "models/pretrained/FlowNet2_checkpoint.pth.tar"
+    raft_weights: str = "models/pretrained/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
+    dis_preset: Literal["ultrafast", "fast", "medium"] = "medium"
+
+
+class ShardParams(Section):
+    window: int = Field(3, ge=1, description="frames per training sample (the paper uses t-2..t)")
+    stride: int = Field(2, ge=1)
+    max_samples_per_shard: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class Params(Section):
+    data_root: str = "data"
+    demo: DemoParams = DemoParams()
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    extract: ExtractParams = ExtractParams()
+    pose: PoseParams = PoseParams()
+    parse: ParseParams = ParseParams()
+    merge: MergeParams = MergeParams()
+    flow: FlowParams = FlowParams()
+    shards: ShardParams = ShardParams()
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, value: dict[str, DatasetSpec]) -> dict[str, DatasetSpec]:
+        for name in value:
+            if not DATASET_NAME.match(name):
+                raise ValueError(f"dataset name {name!r} must match {DATASET_NAME.pattern} "
+                                 "(lowercase letters, digits, underscores; it becomes part of file names)")
+        return value
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names accepted at the parent of ``loc`` (for 'did you mean' messages)."""
+    model: Any = Params
+    for part in loc[:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return []
+            model = field.annotation
+        else:  # a dict of sections (datasets): the key is a name, the value a section
+            args = getattr(model, "__args__", ())
+            model = args[-1] if args else None
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"])
+        hint = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        msg = f"{key}: unknown key; allowed keys here: {', '.join(allowed)}"
+        return msg + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def validate_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed mapping; raise :class:`ParamsError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ParamsError(f"{source} is invalid:\n  {lines}") from None
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run from the project root, or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return validate_params(raw, str(path))
+
+
+def section_fingerprint(*sections: BaseModel) -> str:
+    """Stable hash of parameter sections: outputs made under other values are redone."""
+    import hashlib
+    import json
+
+    blob = json.dumps([s.model_dump(mode="json") for s in sections], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
