@@ -5,10 +5,13 @@ Layout under the data root (default ``data/``), one entry per (dataset, video)::
     frames/<dataset>/<video>/00000.png ...   RGB crops (H x W from params, default 256 x 192)
     frames/<dataset>/<video>/meta.json       source, fps, crop box, frame count, split, input hash, versions
     pose/<dataset>/<video>.parquet           BODY_25 keypoints: video, frame, joint, x, y, conf
+    pose/<dataset>/<video>.mask.npz          MediaPipe person masks, uint8 (T, H, W) 0..255
     parsing/<dataset>/<video>/00000.png      uint8 ATR labels (18 classes), + meta.json (which parser ran)
     layout/<dataset>/<video>/00000.png       uint8 merged labels 0..5 in ``labels.REGIONS`` order, + meta.json
     flow/<dataset>/<video>.npz               flow t -> t-1 (float16, T x 2 x H x W; frame 0 is zero), valid mask
     background/<dataset>/<video>.png         background plate (RGB)
+
+Every per-video stage also writes ``<stage>/<dataset>/<video>.stamp.json`` (see ``pipeline/video_stage.py``).
 """
 from __future__ import annotations
 
@@ -38,6 +41,10 @@ class VideoArtifacts:
     @property
     def pose_table(self) -> Path:
         return self.root / "pose" / self.dataset / f"{self.video}.parquet"
+
+    @property
+    def person_masks(self) -> Path:
+        return self.root / "pose" / self.dataset / f"{self.video}.mask.npz"
 
     @property
     def parsing_dir(self) -> Path:

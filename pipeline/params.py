@@ -113,6 +113,34 @@ class ShardParams(Section):
     seed: int = 0
 
 
+def _model_section() -> type[BaseModel]:
+    """``model``: a profile plus any ModelConfig field to override (null = the profile's value).
+
+    Built from ``remot_models.config.ModelConfig`` so the two can never drift apart.
+    """
+    from dataclasses import fields
+
+    from pydantic import create_model
+
+    from remot_models.config import ModelConfig
+
+    scalar = {"int": int, "float": float, "bool": bool, "str": str}  # ModelConfig's annotations are strings
+    overrides = {f.name: (Optional[scalar[f.type] if isinstance(f.type, str) else f.type],
+                          Field(None, description=f.metadata["help"])) for f in fields(ModelConfig)}
+    return create_model("ModelParams", __base__=Section, profile=(Literal["tiny", "paper"], "tiny"), **overrides)
+
+
+ModelParams = _model_section()
+
+
+def model_config(section: BaseModel):
+    """The validated ``model`` section as the networks' ``ModelConfig``."""
+    from remot_models.config import ModelConfig
+
+    values = section.model_dump(exclude={"profile"}, exclude_none=True)
+    return ModelConfig.from_profile(section.profile, **values)
+
+
 class Params(Section):
     data_root: str = "data"
     demo: DemoParams = DemoParams()
@@ -123,6 +151,15 @@ class Params(Section):
     merge: MergeParams = MergeParams()
     flow: FlowParams = FlowParams()
     shards: ShardParams = ShardParams()
+    model: ModelParams = ModelParams()  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _model_values(self) -> "Params":
+        try:
+            model_config(self.model)  # value checks that only the networks know (objective names, ranges)
+        except ValueError as exc:
+            raise ValueError(f"model: {exc}") from None
+        return self
 
     @field_validator("datasets")
     @classmethod
@@ -158,6 +195,8 @@ def _describe(error: dict[str, Any]) -> str:
         hint = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
         msg = f"{key}: unknown key; allowed keys here: {', '.join(allowed)}"
         return msg + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if not error["loc"]:  # a whole-file check: the input is the whole file, not worth echoing
+        return f"{error['msg'].removeprefix('Value error, ')}"
     return f"{key}: {error['msg']} (got {error.get('input')!r})"
 
 

@@ -1,0 +1,257 @@
+"""Streaming training loader over the window shards written by :mod:`pipeline.shards`, built on ``webdataset``.
+
+``make_dataset`` returns an iterable of decoded samples (dicts of tensors, see :func:`decode_sample`);
+``make_loader`` wraps it in a ``torch.utils.data.DataLoader`` whose batches stack every tensor and keep ``meta``
+as a list.
+
+How samples are spread and ordered (everything is seeded; the same seed, epoch, world size and worker count
+give the same stream):
+
+* **Non-resampled** (one pass over the data per epoch): the shard list is shuffled with a seed derived from
+  (seed, epoch) that is the same on every rank, then split across DDP ranks with ``wds.split_by_node`` and across
+  DataLoader workers with ``wds.split_by_worker``. Ranks therefore see disjoint samples that together cover the
+  split, and with N workers each sample comes out exactly once per epoch. The split is by shard, so ranks can get
+  unequal sample counts (and ranks x workers should not exceed the number of shards, or some get nothing); for
+  DDP training use ``resampled=True`` with ``epoch_length`` so every rank takes the same number of steps.
+* **Resampled** (step-based epochs): every (rank, worker) draws shards with replacement from its own RNG, seeded
+  from (seed, epoch, rank, worker), so streams differ across ranks; ``epoch_length`` samples per rank per epoch
+  (split over the workers), or an endless stream when ``epoch_length`` is None.
+* A shuffle buffer of ``shuffle_buffer`` samples (seeded from seed, epoch, rank, worker) mixes samples across
+  shards; 0 disables every shuffle (shards in sorted order, samples in file order), for evaluation.
+* Call ``dataset.set_epoch(epoch)`` before each epoch (like ``DistributedSampler``) to get a new order; the
+  DataLoader re-pickles the dataset into its workers every epoch (``persistent_workers=False``), so the new epoch
+  reaches them.
+
+Sources: a shard directory (``<dir>/<split>/*.tar`` is globbed, so temporaries of a killed writer, which never end
+in ``.tar``, are never read), or explicit URLs: local paths, ``file:/path``, ``pipe:cat /path`` or a brace
+pattern, everything ``webdataset.gopen`` opens.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset
+
+from pipeline.labels import REGIONS
+from pipeline.pose.render import render_pose_map
+
+N_REGIONS = len(REGIONS)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from sha256 of ``parts`` (not Python's per-process salted ``hash()``)."""
+    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+
+
+def shard_urls(source: str | Path | Sequence[str | Path], split: str | None = None) -> list[str]:
+    """The shard URLs of ``source``: ``<dir>/<split>/*.tar`` sorted for a directory (``split`` required),
+    the brace-expanded list for a URL pattern, or the given list as is."""
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        if split is None:
+            raise ValueError(f"{source} is a shard directory: pass split= (one of its sub-folders)")
+        urls = sorted(str(p) for p in (Path(source) / split).glob("*.tar"))
+        if not urls:
+            raise FileNotFoundError(f"no *.tar shards in {Path(source) / split}: run the shards stage first")
+        return urls
+    if isinstance(source, (str, Path)):
+        return list(wds.shardlists.expand_urls(str(source)))
+    return [str(u) for u in source]
+
+
+# ----------------------------------------------------------------------------------------------- decode
+
+
+def _png(data: bytes, color: bool) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("undecodable PNG in shard")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color else image
+
+
+def _npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _rgb_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
+    # numpy rather than torch ops: these small element-wise ops run in every sample, and torch's intra-op
+    # thread pool only adds contention to them (DataLoader workers are single-threaded anyway).
+    scaled = np.ascontiguousarray(np.moveaxis(image, -1, -3)).astype(np.float32)
+    scaled /= np.float32(127.5)
+    scaled -= np.float32(1.0)
+    return torch.from_numpy(scaled)
+
+
+def _one_hot(labels: np.ndarray, where: str) -> torch.Tensor:
+    """uint8 labels (..., H, W) -> float32 one-hot (..., 6, H, W)."""
+    if labels.max(initial=0) >= N_REGIONS:
+        raise ValueError(f"{where}: layout label {int(labels.max())} outside 0..{N_REGIONS - 1}")
+    regions = np.arange(N_REGIONS, dtype=labels.dtype).reshape(N_REGIONS, 1, 1)
+    return torch.from_numpy((labels[..., None, :, :] == regions).astype(np.float32))
+
+
+def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, Any]:
+    """Decode one raw WebDataset sample (field -> bytes) into tensors.
+
+    T = window length, H x W = frame size. Returns
+      ``frames``          float32 (T, 3, H, W) RGB in [-1, 1]
+      ``poses``           float32 (T, 3, H, W) in [-1, 1]: OpenPose-coloured skeletons drawn from the stored
+                          keypoints with ``pose_thickness`` (:func:`pipeline.pose.render.render_pose_map`);
+                          black (-1) where nothing is drawn
+      ``keypoints``       float32 (T, 25, 3): x, y in pixels (origin top-left), confidence in [0, 1]
+      ``layouts``         float32 (T, 6, H, W) one-hot over ``labels.REGIONS``
+      ``flow``            float32 (T, 2, H, W) t -> t-1 in pixels (dx, dy); flow[0] = 0
+      ``valid``           float32 (T, 1, H, W) in {0, 1}; valid[0] = 0
+      ``background``      float32 (3, H, W) in [-1, 1]
+      ``source``          float32 (3, H, W) in [-1, 1]: the source (forward) frame of the same video
+      ``source_layout``   float32 (6, H, W) one-hot
+      ``source_pose``     float32 (3, H, W) in [-1, 1], rendered like ``poses``
+      ``source_keypoints`` float32 (25, 3)
+      ``meta``            dict from meta.json plus ``key`` and ``url`` (which shard it came from)
+    """
+    key = sample["__key__"]
+    meta = json.loads(sample["meta.json"])
+    meta["key"], meta["url"] = key, sample.get("__url__")
+    height, width = int(meta["height"]), int(meta["width"])
+    frames = _png(sample["frames.png"], color=True)
+    t = frames.shape[0] // height
+    if frames.shape[0] != t * height or frames.shape[1] != width:
+        raise ValueError(f"{key}: frames strip {frames.shape} is not T x {height} rows of width {width}")
+    frames = frames.reshape(t, height, width, 3)
+    layouts = _png(sample["layouts.png"], color=False).reshape(t, height, width)
+    valid = _png(sample["valid.png"], color=False).reshape(t, 1, height, width)
+    flow = _npy(gzip.decompress(sample["flow.npy.gz"])).astype(np.float32)
+    keypoints = _npy(sample["pose.npy"]).astype(np.float32)
+    source_keypoints = _npy(sample["source_pose.npy"]).astype(np.float32)
+    poses = np.stack([render_pose_map(k, height, width, thickness=pose_thickness) for k in keypoints])
+    return {
+        "frames": _rgb_to_tensor(frames),
+        "poses": _rgb_to_tensor(poses),
+        "keypoints": torch.from_numpy(keypoints),
+        "layouts": _one_hot(layouts, key),
+        "flow": torch.from_numpy(flow),
+        "valid": torch.from_numpy(valid.astype(np.float32)),
+        "background": _rgb_to_tensor(_png(sample["background.png"], color=True)),
+        "source": _rgb_to_tensor(_png(sample["source.png"], color=True)),
+        "source_layout": _one_hot(_png(sample["source_layout.png"], color=False), key),
+        "source_pose": _rgb_to_tensor(render_pose_map(source_keypoints, height, width, thickness=pose_thickness)),
+        "source_keypoints": torch.from_numpy(source_keypoints),
+        "meta": meta,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- dataset
+
+
+def _buffer_shuffle(samples: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
+    """Yield ``samples`` through a buffer of ``size``, picking a random buffered item each time."""
+    buffer: list[Any] = []
+    for sample in samples:
+        buffer.append(sample)
+        if len(buffer) >= size:
+            index = rng.randrange(len(buffer))
+            buffer[index], buffer[-1] = buffer[-1], buffer[index]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class WindowDataset(IterableDataset):
+    """Decoded window samples streamed from WebDataset shards; see the module docstring for order and splitting."""
+
+    def __init__(self, urls: list[str], *, shuffle_buffer: int = 64, seed: int = 0, resampled: bool = False,
+                 epoch_length: int | None = None, pose_thickness: int = 4):
+        if not urls:
+            raise ValueError("no shard URLs given")
+        if epoch_length is not None and epoch_length < 1:
+            raise ValueError(f"epoch_length must be >= 1 or None, got {epoch_length}")
+        self.urls = list(urls)
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.seed = int(seed)
+        self.resampled = bool(resampled)
+        self.epoch_length = epoch_length
+        self.pose_thickness = int(pose_thickness)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shard order, resampling and shuffle buffer to use."""
+        self.epoch = int(epoch)
+
+    def _shards(self, rank: int, world: int, worker: int, n_workers: int) -> Iterator[dict[str, str]]:
+        if self.resampled:
+            rng = random.Random(derive_seed("resample", self.seed, self.epoch, rank, worker))
+            while True:
+                yield {"url": self.urls[rng.randrange(len(self.urls))]}
+        urls = list(self.urls)
+        if self.shuffle_buffer > 0:
+            # Same seed on every rank and worker, so split_by_node/worker partition one common order.
+            random.Random(derive_seed("shards", self.seed, self.epoch)).shuffle(urls)
+        if worker == 0 and rank == 0 and len(urls) < world * n_workers:
+            warnings.warn(f"{len(urls)} shards for {world} ranks x {n_workers} workers: some get no samples")
+        stream = ({"url": u} for u in urls)
+        yield from wds.split_by_worker(wds.split_by_node(stream))
+
+    def _quota(self, rank_quota: int | None, worker: int, n_workers: int) -> int | None:
+        """This worker's share of the per-rank ``epoch_length``."""
+        if rank_quota is None:
+            return None
+        return rank_quota // n_workers + (1 if worker < rank_quota % n_workers else 0)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world, worker, n_workers = wds.utils.pytorch_worker_info()
+        samples = wds.tariterators.tarfile_samples(self._shards(rank, world, worker, n_workers))
+        if self.shuffle_buffer > 1:
+            rng = random.Random(derive_seed("samples", self.seed, self.epoch, rank, worker))
+            samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)
+        quota = self._quota(self.epoch_length, worker, n_workers)
+        for count, sample in enumerate(samples):
+            if quota is not None and count >= quota:
+                break
+            yield decode_sample(sample, self.pose_thickness)
+
+
+def make_dataset(source: str | Path | Sequence[str | Path], split: str | None = None, *, shuffle_buffer: int = 64,
+                 seed: int = 0, resampled: bool = False, epoch_length: int | None = None,
+                 pose_thickness: int = 4) -> WindowDataset:
+    """A :class:`WindowDataset` over a shard directory's ``split`` or over explicit shard URLs.
+
+    ``epoch_length``: samples per rank per epoch (summed over DataLoader workers); in non-resampled mode it caps
+    the pass (use it to equalise ranks), in resampled mode it ends the otherwise endless stream.
+    """
+    return WindowDataset(shard_urls(source, split), shuffle_buffer=shuffle_buffer, seed=seed, resampled=resampled,
+                         epoch_length=epoch_length, pose_thickness=pose_thickness)
+
+
+def collate_windows(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack every tensor field to (B, ...) and keep ``meta`` as a list of B dicts."""
+    out: dict[str, Any] = {"meta": [sample["meta"] for sample in batch]}
+    for name, value in batch[0].items():
+        if name != "meta":
+            out[name] = torch.stack([sample[name] for sample in batch])
+    return out
+
+
+def make_loader(source: str | Path | Sequence[str | Path], split: str | None = None, *, batch_size: int = 1,
+                num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0, resampled: bool = False,
+                epoch_length: int | None = None, pose_thickness: int = 4, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over :func:`make_dataset` with :func:`collate_windows`; ``loader.dataset.set_epoch(e)`` per epoch.
+
+    Batches are formed inside each worker, so a worker's last batch of an epoch may be short.
+    """
+    dataset = make_dataset(source, split, shuffle_buffer=shuffle_buffer, seed=seed, resampled=resampled,
+                           epoch_length=epoch_length, pose_thickness=pose_thickness)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_windows,
+                      pin_memory=pin_memory, persistent_workers=False)

@@ -1,0 +1,125 @@
+"""Parse and layout stages: frames -> 18-class ATR parsing (SCHP or the offline parser) -> 6-class layouts,
+background plates and QA contact sheets, per video."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from pipeline import atomic
+from pipeline.artifacts import VideoArtifacts, frame_name
+from pipeline.background import background_plate
+from pipeline.errors import RemotError, WeightsNotFound
+from pipeline.labels import ATR, LIP_LABELS, REGIONS
+from pipeline.params import ParseParams
+from pipeline.parsing.merge import merge_layout, merge_lookup
+from pipeline.parsing.offline import OFFLINE_PARSER_NAME, parse_offline
+from pipeline.pose.mediapipe_body25 import read_pose_parquet, table_to_keypoints
+from pipeline.pose.stage import load_masks
+from pipeline.qa import contact_sheet
+from pipeline.video_stage import SkipVideo, load_frames
+
+# LIP classes without an ATR twin go to the nearest ATR class; the side of a glove or sock is unknown, which
+# only matters before the 18 -> 6 merge (both arms and both legs are "limbs").
+LIP_TO_ATR_EXTRA = {"glove": "left_arm", "coat": "upper_clothes", "socks": "left_leg", "jumpsuits": "pants"}
+LIP_TO_ATR = np.array([ATR[LIP_TO_ATR_EXTRA.get(name, name)] for name in LIP_LABELS], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Parser:
+    name: str
+    parse: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rgb, keypoints, mask) -> ATR labels
+    notes: str
+
+
+def make_parser(cfg: ParseParams, root: Path) -> Parser:
+    """SCHP when asked for (``schp``) or available (``auto``), else the offline parser — said out loud."""
+    if cfg.backend in ("auto", "schp"):
+        from pipeline.parsing.schp import load_schp
+
+        try:
+            schp = load_schp(root / cfg.schp_weights, cfg.schp_dataset)
+        except WeightsNotFound as exc:
+            if cfg.backend == "schp":
+                raise RemotError(f"{exc} (parse.backend is 'schp'; set it to 'auto' or 'offline' to run the "
+                                 "offline parser instead)") from None
+            note = f"{exc}; using the offline parser {OFFLINE_PARSER_NAME} instead"
+            warnings.warn(note, stacklevel=2)
+        else:
+            def run_schp(rgb, _kps, _mask):
+                labels = schp.parse(rgb)
+                return LIP_TO_ATR[labels] if cfg.schp_dataset == "lip" else labels
+
+            return Parser(schp.info["backend"], run_schp, f"SCHP checkpoint sha256 {schp.info['sha256']}")
+    else:
+        note = "parse.backend is 'offline'"
+    return Parser(OFFLINE_PARSER_NAME, parse_offline, note)
+
+
+def read_keypoints(video: VideoArtifacts) -> np.ndarray:
+    if not video.pose_table.is_file():
+        raise SkipVideo(f"{video.pose_table} is missing; run the pose stage")
+    table, _ = read_pose_parquet(video.pose_table)
+    return table_to_keypoints(table)
+
+
+def write_label_pngs(folder: Path, labels: list[np.ndarray]) -> None:
+    for k, label in enumerate(labels):
+        cv2.imwrite(str(folder / frame_name(k)), label, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+
+
+def read_label_pngs(folder: Path, n_frames: int) -> list[np.ndarray]:
+    labels = []
+    for k in range(n_frames):
+        image = cv2.imread(str(folder / frame_name(k)), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise SkipVideo(f"{folder / frame_name(k)} is missing or unreadable; re-run the stage that writes it")
+        labels.append(image)
+    return labels
+
+
+def parse_video(video: VideoArtifacts, meta: dict, parser: Parser) -> dict:
+    frames = load_frames(video, meta["n_frames"])
+    keypoints = read_keypoints(video)
+    masks = load_masks(video)
+    labels = [parser.parse(frame, keypoints[t], masks[t]) for t, frame in enumerate(frames)]
+    info = {"parser": parser.name, "notes": parser.notes}
+    with atomic.replace_dir(video.parsing_dir) as tmp:
+        write_label_pngs(tmp, labels)
+        atomic.write_json(tmp / "meta.json", {**info, "labels": "atr-18", "n_frames": len(labels)})
+    return info
+
+
+def qa_sheet_path(root: Path, video: VideoArtifacts) -> Path:
+    return root / "reports" / "qa" / video.dataset / f"{video.video}.png"
+
+
+def layout_video(video: VideoArtifacts, meta: dict, merge: dict[str, list[str]], qa_root: Path) -> dict:
+    """Merge 18 -> 6 classes, build the background plate from the non-person pixels, draw the QA sheet."""
+    import json
+
+    n = meta["n_frames"]
+    parsing_meta = json.loads((video.parsing_dir / "meta.json").read_text())
+    lookup = merge_lookup(merge)
+    layouts = [merge_layout(labels, lookup) for labels in read_label_pngs(video.parsing_dir, n)]
+    frames = load_frames(video, n)
+    person = [layout != REGIONS.index("background") for layout in layouts]
+    try:
+        plate = background_plate(frames, person)
+    except ValueError as exc:
+        raise SkipVideo(f"no background plate: {exc}") from None
+    ok, png = cv2.imencode(".png", cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    atomic.write_bytes(video.background_file, png.tobytes())
+    info = {"parser": parsing_meta["parser"], "regions": list(REGIONS),
+            "person_fraction": round(float(np.mean([p.mean() for p in person])), 4)}
+    with atomic.replace_dir(video.layout_dir) as tmp:
+        write_label_pngs(tmp, layouts)
+        atomic.write_json(tmp / "meta.json", {**info, "n_frames": n})
+    sheet = contact_sheet(frames, read_keypoints(video), layouts, n=4)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    atomic.write_bytes(qa_sheet_path(qa_root, video), png.tobytes())
+    return info

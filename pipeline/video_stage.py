@@ -1,0 +1,142 @@
+"""The loop every per-video stage after extraction shares: incremental, resumable, one bad video never fatal.
+
+A stage is a function ``process(video: VideoArtifacts, frames_meta: dict) -> dict`` that writes that video's
+outputs atomically and returns a small record for the report (or raises :class:`SkipVideo` with a reason).
+After it returns, a stamp ``data/<stage>/<dataset>/<video>.stamp.json`` records what the outputs were made
+from (the stage's parameters and the upstream stamps). A later run keeps a video whose stamp still matches,
+redoes one whose inputs or parameters changed, and removes outputs of videos that disappeared upstream.
+A run killed mid-way leaves at most a video without a stamp, which the next run redoes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline import atomic
+from pipeline.artifacts import VideoArtifacts, frame_name
+
+
+class SkipVideo(Exception):
+    """This video cannot go through the stage; the message is the reason written to the report."""
+
+
+@dataclass
+class StageReport:
+    stage: str
+    dataset: str
+    processed: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    videos: dict[str, dict] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"stage": self.stage, "dataset": self.dataset, "processed": self.processed,
+                "reused": self.reused, "skipped": self.skipped, "removed": self.removed, "videos": self.videos,
+                "counts": {"processed": len(self.processed), "reused": len(self.reused),
+                           "skipped": len(self.skipped)}}
+
+
+def stamp_path(data_root: Path, stage: str, dataset: str, video: str) -> Path:
+    return Path(data_root) / stage / dataset / f"{video}.stamp.json"
+
+
+def read_stamp(data_root: Path, stage: str, dataset: str, video: str) -> dict | None:
+    path = stamp_path(data_root, stage, dataset, video)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def frames_identity(meta: dict) -> str:
+    """What identifies a video's extracted frames: its input hash and the extraction parameters."""
+    return f"{meta['input_sha256']}:{meta['params_hash']}"
+
+
+def upstream_stamp(data_root: Path, stage: str, video: VideoArtifacts) -> str:
+    """The digest of an upstream stage's stamp for this video, or SkipVideo naming what to run."""
+    stamp = read_stamp(data_root, stage, video.dataset, video.video)
+    if stamp is None:
+        raise SkipVideo(f"no {stage} output for this video (it was skipped there, see "
+                        f"reports/{stage}/{video.dataset}.json, or run `dvc repro {stage}@{video.dataset}`)")
+    return stamp["digest"]
+
+
+def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
+    frames = []
+    for k in range(n_frames):
+        image = cv2.imread(str(video.frames_dir / frame_name(k)), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SkipVideo(f"{video.frames_dir / frame_name(k)} is missing or unreadable; re-run extraction")
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
+                    upstream: Callable[[VideoArtifacts, dict], list[str]],
+                    process: Callable[[VideoArtifacts, dict], dict],
+                    outputs: Callable[[VideoArtifacts], list[Path]], report_path: Path) -> StageReport:
+    """Run ``process`` over every extracted video of ``dataset``.
+
+    ``stage_key``: fingerprint of the stage's own parameters and code version. ``upstream(video, meta)``
+    returns the upstream identities the outputs depend on (raising SkipVideo when one is missing).
+    ``outputs(video)`` lists the files/folders the stage writes for a video (removed with the video).
+    Raises RuntimeError when there were videos and none went through.
+    """
+    data_root = Path(data_root)
+    report = StageReport(stage, dataset)
+    stage_dir = data_root / stage / dataset
+    atomic.remove_stale_temps(stage_dir)
+    frames_dir = data_root / "frames" / dataset
+    names = sorted(p.name for p in frames_dir.iterdir() if (p / "meta.json").is_file()) if frames_dir.is_dir() else []
+    progress = tqdm(names, desc=f"{stage} {dataset}", unit="video", disable=None)
+    for name in progress:
+        video = VideoArtifacts(data_root, dataset, name)
+        key = f"{dataset}/{name}"
+        progress.set_postfix_str(name)
+        try:
+            meta = json.loads(video.frames_meta.read_text())
+            sources = [frames_identity(meta), *upstream(video, meta)]
+            digest = hashlib.sha256(json.dumps([stage_key, sources]).encode()).hexdigest()[:24]
+            old = read_stamp(data_root, stage, dataset, name)
+            if old and old.get("digest") == digest and all(p.exists() for p in outputs(video)):
+                report.reused.append(key)
+                report.videos[key] = old.get("info", {})
+                continue
+            stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
+            started = time.perf_counter()
+            info = process(video, meta)
+            info["seconds"] = round(time.perf_counter() - started, 3)
+            atomic.write_json(stamp_path(data_root, stage, dataset, name), {"digest": digest, "info": info})
+            report.processed.append(key)
+            report.videos[key] = info
+        except SkipVideo as exc:
+            report.skipped[key] = str(exc)
+            tqdm.write(f"{stage}: skipped {key}: {exc}")
+        except Exception as exc:  # one bad video never sinks the dataset run
+            report.skipped[key] = f"{type(exc).__name__}: {exc}"
+            tqdm.write(f"{stage}: skipped {key}: {type(exc).__name__}: {exc}")
+    # Skipped or vanished videos must not leave outputs that later stages would consume.
+    keep = set(names) - {k.split("/", 1)[1] for k in report.skipped}
+    stamped = {p.name[: -len(".stamp.json")] for p in stage_dir.glob("*.stamp.json")} if stage_dir.is_dir() else set()
+    for name in sorted((stamped | {k.split("/", 1)[1] for k in report.skipped}) - keep):
+        outs = [p for p in outputs(VideoArtifacts(data_root, dataset, name)) if p.exists()]
+        for path in outs:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
+        if outs or name in stamped:
+            report.removed.append(f"{dataset}/{name}")
+    atomic.write_json(report_path, report.as_dict())
+    if names and not report.processed and not report.reused:
+        raise RuntimeError(f"{stage}: every video of {dataset} failed; reasons are in {report_path}")
+    return report

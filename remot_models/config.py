@@ -1,0 +1,107 @@
+"""Architecture and loss knobs of the REMOT networks (paper section 3), as one flat, frozen dataclass.
+
+Every field is a plain typed scalar with a one-line ``help`` in its ``dataclasses.field`` metadata, so the
+lead's pydantic params schema can mirror it field by field (``ModelConfig.field_help()`` lists them).
+
+Two named profiles:
+
+* ``paper`` - vid2vid-sized networks as REMOT uses them (ngf 64, 3 downsamplings, 9 residual blocks,
+  2-scale 3-layer PatchGAN discriminators); the dataclass defaults are this profile.
+* ``tiny`` - a few thousand-parameter version of the same graph for tests and CPU smoke runs:
+  forward+backward of every network at 256x192, batch 1, well under a second or two on one CPU core.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+GAN_OBJECTIVES: tuple[str, ...] = ("lsgan", "hinge", "vanilla")
+NORMS: tuple[str, ...] = ("instance", "batch", "none")
+
+
+def _knob(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """All knobs of the REMOT generators, discriminators and losses. Defaults = the ``paper`` profile."""
+
+    # --- generators (vid2vid-style encoder / residual / decoder, paper 3.1 "we also use vid2vid") ---
+    ngf: int = _knob(64, "generator base channels (after the 7x7 stem); doubled at every downsampling")
+    n_downsample: int = _knob(3, "stride-2 downsamplings in every generator encoder (H, W must divide 2**n)")
+    n_blocks: int = _knob(9, "residual blocks per generator: n - n//2 end each encoder, n//2 start each decoder")
+    norm: str = _knob("instance", "normalisation in generators and discriminators: instance | batch | none")
+    flow_scale: float = _knob(20.0, "flow head output multiplier (pixels), as vid2vid's `* 20`")
+
+    # --- discriminators (pix2pixHD multi-scale PatchGAN, eq. 8; face discriminator, 3.2) ---
+    ndf: int = _knob(64, "discriminator base channels")
+    d_layers: int = _knob(3, "stride-2 conv layers per PatchGAN discriminator")
+    d_scales: int = _knob(2, "image scales of the multi-scale discriminator (each a 2x average-pool)")
+    face_crop: int = _knob(64, "side in pixels of the square face crop fed to the face discriminator")
+    face_d_layers: int = _knob(3, "stride-2 conv layers of the (single-scale) face discriminator")
+
+    # --- losses (eq. 6-10, weights from paper 4.1) ---
+    gan_objective: str = _knob("lsgan", "adversarial objective: lsgan | hinge | vanilla (eq. 8/10 use vanilla)")
+    feature_matching: bool = _knob(True, "add pix2pixHD discriminator feature-matching loss to the generator")
+    lambda_rec: float = _knob(10.0, "weight of the L1 reconstruction loss, eq. 6 (paper: 10)")
+    lambda_per: float = _knob(10.0, "weight of the VGG19 perceptual content loss, eq. 7 (paper: 10)")
+    lambda_style: float = _knob(10.0, "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
+    lambda_feat: float = _knob(10.0, "weight of the feature-matching loss (pix2pixHD default 10)")
+    lambda_flow: float = _knob(10.0, "weight of the flow and warp losses of the temporal refinement (vid2vid: 10)")
+    lambda_face: float = _knob(1.0, "weight of the face discriminator's adversarial loss")
+
+    # --- ablations (paper 4.4) ---
+    gam: bool = _knob(True, "Global Alignment Module (eq. 4-5); False = source regions enter unaligned")
+    wcn: bool = _knob(True, "Whole Composition Network (eq. 12-15); False = coarse foreground + background")
+    tam: bool = _knob(True, "Texture Alignment Module (eq. 12-13); False = plain addition F1 + F2")
+
+    def __post_init__(self) -> None:
+        positive = ("ngf", "n_downsample", "ndf", "d_layers", "d_scales", "face_crop", "face_d_layers")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_blocks < 0:
+            raise ValueError(f"ModelConfig.n_blocks must be >= 0, got {self.n_blocks}")
+        if self.gan_objective not in GAN_OBJECTIVES:
+            raise ValueError(f"ModelConfig.gan_objective must be one of {GAN_OBJECTIVES}, got {self.gan_objective!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"ModelConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        for name in ("lambda_rec", "lambda_per", "lambda_style", "lambda_feat", "lambda_flow", "lambda_face"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_profile(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """The named profile (``tiny`` | ``paper``) with ``overrides`` applied on top.
+
+        Raises ``ValueError`` naming the valid choices for an unknown profile or field.
+        """
+        if name not in PROFILES:
+            raise ValueError(f"unknown model profile {name!r}; choose one of {sorted(PROFILES)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}")
+        return cls(**{**PROFILES[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``{field: value}`` (for params files and checkpoint metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """``{field: one-line description}``, for mirroring into a params schema."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "ngf": 8, "n_downsample": 2, "n_blocks": 2, "ndf": 8, "d_layers": 2, "d_scales": 2,
+        "face_crop": 32, "face_d_layers": 2,
+    },
+    "paper": {
+        "ngf": 64, "n_downsample": 3, "n_blocks": 9, "ndf": 64, "d_layers": 3, "d_scales": 2,
+        "face_crop": 64, "face_d_layers": 3,
+    },
+}

@@ -1,0 +1,172 @@
+"""REMOT training losses (paper 3.1, eq. 6-10; temporal terms from vid2vid).
+
+* :func:`reconstruction_loss` - eq. 6, mean L1 in pixel space.
+* :class:`VGG19Features` + :func:`perceptual_loss` - eq. 7: L1 between VGG19 activations (content) and between
+  their Gram matrices (style) at relu1_1 .. relu5_1. The weights come from ``pipeline.pretrained.vgg19``
+  (official torchvision ImageNet checkpoint, or an announced random init); this module does no I/O.
+* :func:`discriminator_loss`, :func:`generator_adversarial_loss` - eq. 8-10 with the objective chosen in
+  ``ModelConfig.gan_objective``: ``vanilla`` is eq. 8/10's log-likelihood (non-saturating for G, BCE on
+  logits), ``lsgan`` the pix2pixHD / vid2vid default, ``hinge`` the hinge loss. Summed over the scales k.
+* :func:`feature_matching_loss` - pix2pixHD's discriminator feature matching.
+* :func:`flow_loss`, :func:`warp_loss` - vid2vid's flow supervision (L1 to a reference flow, e.g. FlowNet2)
+  and warp loss (L1 between the previous real frame warped by the predicted flow and the current real frame),
+  both weighted by an optional per-pixel confidence (e.g. 0 where the reference flow is occluded).
+
+Discriminator outputs are lists over scales of per-layer feature lists (see ``discriminators``); the last
+feature of each scale is the patch logit map. An empty list (no face in the batch) gives a zero loss.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from remot_models.blocks import flow_warp
+
+# relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 are outputs of torchvision vgg19().features[1, 6, 11, 20, 29]
+VGG19_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+_VGG19_SLICE_ENDS: tuple[int, ...] = (2, 7, 12, 21, 30)
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGG19Features(nn.Module):
+    """Frozen VGG19 trunk returning [relu1_1, relu2_1, relu3_1, relu4_1, relu5_1] activations.
+
+    ``vgg``: a ``torchvision.models.vgg19`` (its first 30 ``features`` layers are kept, so this module's
+    state-dict keys are ``features.0.weight`` ... ``features.28.bias`` exactly as in torchvision); ``None``
+    builds an untrained ``vgg19(weights=None)`` from the caller's RNG. Use ``pipeline.pretrained.vgg19`` to get
+    the ImageNet weights. ``forward`` takes images in [-1, 1], (B, 3, H, W), and applies ImageNet
+    normalisation itself. Parameters are frozen and the module stays usable in train mode (VGG19 has no
+    dropout or batch norm in ``features``).
+    """
+
+    def __init__(self, vgg: nn.Module | None = None):
+        super().__init__()
+        if vgg is None:
+            vgg = torchvision.models.vgg19(weights=None)
+        self.features = vgg.features[:_VGG19_SLICE_ENDS[-1]]
+        self.requires_grad_(False)
+        self.eval()
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        x = ((image + 1.0) / 2.0 - self.mean) / self.std
+        outputs, start = [], 0
+        for end in _VGG19_SLICE_ENDS:
+            x = self.features[start:end](x)
+            outputs.append(x)
+            start = end
+        return outputs
+
+
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: mean absolute error, a scalar."""
+    return F.l1_loss(fake, real)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C * H * W."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def perceptual_loss(vgg: VGG19Features, fake: torch.Tensor, real: torch.Tensor,
+                    layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
+    """Eq. 7 on images in [-1, 1]: ``{"content": sum_j w_j |phi_j(fake) - phi_j(real)|_1,
+    "style": sum_j w_j |G_j(fake) - G_j(real)|_1}`` (scalars; L1 = mean absolute error).
+
+    Eq. 7 sums the layers unweighted, hence the default ``layer_weights``; the caller weights content and
+    style by ``lambda_per`` and ``lambda_style``. The real image's features carry no gradient.
+    """
+    fake_feats = vgg(fake)
+    with torch.no_grad():
+        real_feats = vgg(real)
+    content = fake.new_zeros(())
+    style = fake.new_zeros(())
+    for weight, f, r in zip(layer_weights, fake_feats, real_feats):
+        content = content + weight * F.l1_loss(f, r)
+        style = style + weight * F.l1_loss(gram_matrix(f), gram_matrix(r))
+    return {"content": content, "style": style}
+
+
+def _logits(outputs: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    return [scale[-1] for scale in outputs]
+
+
+def _zero(outputs: list[list[torch.Tensor]]) -> torch.Tensor:
+    return outputs[0][-1].new_zeros(()) if outputs else torch.zeros(())
+
+
+def discriminator_loss(real_outputs: list[list[torch.Tensor]], fake_outputs: list[list[torch.Tensor]],
+                       objective: str) -> torch.Tensor:
+    """Eq. 10 (written as a loss to minimise), summed over scales: real patches -> "real", fake -> "fake".
+
+    Pass ``fake_outputs`` from a discriminator call on a *detached* fake. Returns a scalar.
+    """
+    loss = _zero(real_outputs)
+    for real, fake in zip(_logits(real_outputs), _logits(fake_outputs)):
+        if objective == "lsgan":
+            loss = loss + F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake))
+        elif objective == "hinge":
+            loss = loss + F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+        elif objective == "vanilla":
+            loss = loss + F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) \
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        else:
+            raise ValueError(f"unknown GAN objective {objective!r}; expected lsgan | hinge | vanilla")
+    return loss
+
+
+def generator_adversarial_loss(fake_outputs: list[list[torch.Tensor]], objective: str) -> torch.Tensor:
+    """Eq. 8, summed over scales: the generator wants its patches judged real. Returns a scalar."""
+    loss = _zero(fake_outputs)
+    for fake in _logits(fake_outputs):
+        if objective == "lsgan":
+            loss = loss + F.mse_loss(fake, torch.ones_like(fake))
+        elif objective == "hinge":
+            loss = loss - fake.mean()
+        elif objective == "vanilla":
+            loss = loss + F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+        else:
+            raise ValueError(f"unknown GAN objective {objective!r}; expected lsgan | hinge | vanilla")
+    return loss
+
+
+def feature_matching_loss(real_outputs: list[list[torch.Tensor]],
+                          fake_outputs: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD feature matching: sum over scales and intermediate layers (not the logits) of
+    L1(fake_feat, real_feat.detach()), weighted 4 / (n_layers + 1) per layer and 1 / num_scales per scale.
+    Returns a scalar (multiply by ``lambda_feat``)."""
+    loss = _zero(fake_outputs)
+    num_scales = len(fake_outputs)
+    for real_feats, fake_feats in zip(real_outputs, fake_outputs):
+        n_layers = len(fake_feats) - 2
+        layer_weight = 4.0 / (n_layers + 1)
+        for real, fake in zip(real_feats[:-1], fake_feats[:-1]):
+            loss = loss + layer_weight / num_scales * F.l1_loss(fake, real.detach())
+    return loss
+
+
+def _masked_l1(a: torch.Tensor, b: torch.Tensor, confidence: torch.Tensor | None) -> torch.Tensor:
+    if confidence is None:
+        return F.l1_loss(a, b)
+    return F.l1_loss(a * confidence, b * confidence)
+
+
+def flow_loss(flow: torch.Tensor, target_flow: torch.Tensor,
+              confidence: torch.Tensor | None = None) -> torch.Tensor:
+    """vid2vid's flow L1: predicted (B, 2, H, W) vs reference flow in pixels, masked by ``confidence``
+    (B, 1, H, W) in [0, 1] where given (vid2vid's ``MaskedL1Loss``). Returns a scalar."""
+    return _masked_l1(flow, target_flow, confidence)
+
+
+def warp_loss(previous: torch.Tensor, flow: torch.Tensor, current: torch.Tensor,
+              confidence: torch.Tensor | None = None) -> torch.Tensor:
+    """vid2vid's warp loss: L1 between ``flow_warp(previous, flow)`` and ``current`` (both (B, C, H, W),
+    usually the real frames t-1 and t), weighted by ``confidence`` (B, 1, H, W) (0 = occluded / unreliable).
+    Returns a scalar."""
+    return _masked_l1(flow_warp(previous, flow), current, confidence)

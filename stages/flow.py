@@ -1,0 +1,26 @@
+"""DVC stage `flow@<dataset>`: optical flow t -> t-1 and its validity mask per video (FlowNet2 with its
+weights, otherwise OpenCV DIS, loudly; the backend that ran is recorded in every output)."""
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from pipeline.flow.select import make_flow_backend
+from pipeline.flow.stage import flow_video
+from pipeline.stage_cli import StageContext, stage_main, summary
+from pipeline.video_stage import run_video_stage
+
+
+def body(ctx: StageContext) -> str:
+    cfg = ctx.params.flow
+    weights = {"flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
+    backend, notes = make_flow_backend(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
+    print("\n".join(notes))
+    report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",
+                             lambda video, meta: [], partial(flow_video, backend=backend),
+                             lambda video: [video.flow_file], ctx.report_path("flow"))
+    return summary("flow", ctx.dataset, report.as_dict()["counts"], ctx.report_path("flow"))
+
+
+if __name__ == "__main__":
+    sys.exit(stage_main(__doc__, body))
