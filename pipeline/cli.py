@@ -58,6 +58,19 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_info(args: argparse.Namespace) -> int:
+    from remot_models import (LayoutGenerator, RegionGenerator, WholeCompositionNetwork, count_parameters)
+    from pipeline.params import load_params, model_config
+
+    section = load_params(args.params).model
+    cfg = model_config(section)
+    print(f"profile {section.profile}: gam={cfg.gam} wcn={cfg.wcn} tam={cfg.tam}")
+    for name, net in (("Layout GAN generator", LayoutGenerator(cfg)), ("Region GAN generator", RegionGenerator(cfg)),
+                      ("Whole Composition Network", WholeCompositionNetwork(cfg))):
+        print(f"  {name:28s} {count_parameters(net):>12,d} parameters")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="remot", description="REMOT data pipeline and motion transfer")
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
@@ -80,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="exit 1 when problems are found")
     check.set_defaults(func=_dataset_check)
     dataset.add_parser("list", help="list registered datasets").set_defaults(func=_dataset_list)
+
+    model = sub.add_parser("model", help="network information").add_subparsers(dest="action", required=True)
+    model.add_parser("info", help="parameter counts of the configured profile").set_defaults(func=_model_info)
 
     demo = sub.add_parser("demo-data", help="generate the procedural demo dataset (no third-party footage)")
     demo.add_argument("--out", default=None, help="output folder (default: params demo.out)")

@@ -115,7 +115,7 @@ def test_label_map_agrees_with_pixels(demo_a):
     the scene."""
     manifest = _manifest(demo_a)
     for index, clip in enumerate(manifest["clips"]):
-        plan = plan_clip(index, manifest["seed"], N_CLIPS, N_FRAMES, H, W, manifest["fps"])
+        plan = plan_clip(index, manifest["seed"], N_FRAMES, H, W, manifest["fps"])
         plate = render_background(plan["background"], H, W)
         skin = np.array(clip["appearance"]["skin"], float)
         clothes = [np.array(clip["appearance"][k], float) for k in ("top", "bottom_colour", "hair")]

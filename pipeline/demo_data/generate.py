@@ -34,6 +34,7 @@ from pipeline.labels import BODY25
 GENERATOR_VERSION = "1"
 
 SCALE_RANGE = (0.58, 0.88)     # standing height as a fraction of the frame height, spread over the clips
+SCALE_LEVELS = 6               # heights cycle through this many even steps of SCALE_RANGE
 _MARGIN_PX = 2.0
 _TMP_PREFIX = ".tmp_"
 
@@ -57,7 +58,7 @@ def _plain(obj):
     return obj
 
 
-def plan_clip(index: int, seed: int, n_clips: int, n_frames: int, height: int, width: int, fps: float) -> dict:
+def plan_clip(index: int, seed: int, n_frames: int, height: int, width: int, fps: float) -> dict:
     """Everything that defines clip ``index``: motion, look, scene and per-frame placement.
 
     Returns a dict with ``name``, ``motion``, ``knobs``, ``drift``, ``appearance``, ``background``,
@@ -68,9 +69,10 @@ def plan_clip(index: int, seed: int, n_clips: int, n_frames: int, height: int, w
     motion = MOTION_NAMES[index % len(MOTION_NAMES)]
     # Alternate bottoms so any two consecutive clips include both a skirt and pants.
     bottom = ("pants", "skirt")[(index + seed) % 2]
-    # Heights spread evenly over SCALE_RANGE across the clips, in a seed-dependent order.
-    order = np.random.default_rng([seed, 10_000]).permutation(max(n_clips, 1))
-    spread = np.linspace(*SCALE_RANGE, max(n_clips, 1))[order[index % len(order)]]
+    # Heights cycle through SCALE_LEVELS even steps of SCALE_RANGE in a seed-dependent order. The cycle does
+    # not depend on n_clips, so asking for more clips adds clips and leaves the existing ones byte-identical.
+    order = np.random.default_rng([seed, 10_000]).permutation(SCALE_LEVELS)
+    spread = np.linspace(*SCALE_RANGE, SCALE_LEVELS)[order[index % SCALE_LEVELS]]
     target_scale = float(np.clip(spread + rng.uniform(-0.02, 0.02), 0.55, 0.9))
     knobs = draw_knobs(motion, rng)
     drift = draw_drift(rng)
@@ -223,7 +225,7 @@ def generate_demo_dataset(out_dir: Path, n_clips: int = 6, n_frames: int = 32, s
 
     clips, generated, skipped = [], [], []
     for index in range(n_clips):
-        plan = plan_clip(index, seed, n_clips, n_frames, height, width, fps)
+        plan = plan_clip(index, seed, n_frames, height, width, fps)
         spec = _clip_spec(plan, seed, index, n_frames, height, width, fps)
         # Idempotent: a clip whose completeness marker matches exactly what would be generated now is
         # already correct on disk (generation is deterministic), so re-running only fills in what is missing

@@ -73,7 +73,8 @@ def library_versions() -> dict[str, str]:
             "mediapipe": mediapipe.__version__}
 
 
-def _up_to_date(meta_path: Path, params_hash: str, cheap: dict) -> Optional[dict]:
+def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str) -> Optional[dict]:
+    """The existing output's meta when it was made from the same input bytes with the same parameters."""
     if not meta_path.is_file():
         return None
     try:
@@ -82,10 +83,17 @@ def _up_to_date(meta_path: Path, params_hash: str, cheap: dict) -> Optional[dict
         return None
     if meta.get("params_hash") != params_hash or meta.get("meta_version") != META_VERSION:
         return None
-    if meta.get("input_stat") != cheap:
+    if len(list_frames(meta_path.parent)) != meta.get("n_frames"):
         return None
-    frames_ok = len(list_frames(meta_path.parent)) == meta.get("n_frames")
-    return meta if frames_ok else None
+    cheap = input_fingerprint(video)
+    if meta.get("input_stat") == cheap:
+        return meta
+    # Touched or re-copied but maybe the same bytes (a regenerated or restored file): hashing decides.
+    if input_sha256(video) == meta.get("input_sha256"):
+        meta = {**meta, "input_stat": cheap}
+        atomic.write_json(meta_path, meta)
+        return meta
+    return None
 
 
 def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, params_hash: str,
@@ -153,8 +161,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
         progress.set_postfix_str(key)
         started = time.perf_counter()
         try:
-            cheap = input_fingerprint(video)
-            meta = _up_to_date(out.frames_meta, params_hash, cheap)
+            meta = _up_to_date(video, out.frames_meta, params_hash)
             if meta is not None:
                 if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
                     atomic.write_json(out.frames_meta, {**meta, "split": video.split})
