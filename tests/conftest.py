@@ -56,3 +56,15 @@ def media(tmp_path_factory) -> dict[str, list[Path]]:
             index += 1
         folders.append(folder)
     return {"videos": videos, "frame_folders": folders}
+
+
+@pytest.fixture
+def one_thread_seeded():
+    """Torch on one thread with seed 0 for the test's duration (repeatable timings and random weights)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)

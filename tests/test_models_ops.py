@@ -16,13 +16,7 @@ from remot_models.losses import (VGG19Features, discriminator_loss, feature_matc
 from remot_models.tam import TextureAlignment
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_and_seed():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,9 @@ from pipeline.extract.crop import apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
 from pipeline.params import ExtractParams, section_fingerprint
+from pipeline.video_stage import SkipVideo
 
 META_VERSION = 1
-
-
-class SkipVideo(Exception):
-    """This video cannot be used; the message is the reason written to the report."""
 
 
 @dataclass

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +65,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import atomic
 from pipeline.errors import WeightsNotFound
 from pipeline.labels import BODY25, BODY25_JOINTS
 
@@ -329,15 +329,9 @@ def write_pose_parquet(path: str | os.PathLike, table: pa.Table, metadata: dict)
     for key, value in entries.items():
         meta[str(key).encode()] = (value if isinstance(value, str) else json.dumps(value, sort_keys=True)).encode()
     table = table.replace_schema_metadata(meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    atomic.write_bytes(path, buffer.getvalue().to_pybytes())
 
 
 def read_pose_parquet(path: str | os.PathLike) -> tuple[pa.Table, dict[str, str]]:
