@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test bench lock params-check clean-data
+.PHONY: setup demo test bench lock params-check clean-data train serve ablation
 
 setup: $(STAMP)
 
@@ -41,3 +41,26 @@ lock: setup
 
 clean-data:
 	rm -rf data reports metrics plots
+
+# Training: the Prefect flow remot (deployment train), in-process without a server.
+train: setup
+	$(PY) -m pipeline.training.flow run --params params.yaml
+
+# A local Prefect server on loopback plus the served deployment remot/train; then, in another shell:
+#   PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect deployment run remot/train --watch
+serve: setup
+	PREFECT_API_URL=http://127.0.0.1:4200/api; export PREFECT_API_URL; \
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
+	trap 'kill $$server' EXIT INT TERM; \
+	for i in $$(seq 1 120); do curl -sf http://127.0.0.1:4200/api/health >/dev/null && break; sleep 1; done; \
+	$(PY) -m pipeline.training.flow serve --params params.yaml
+
+# Ablations of the paper's Tables 3-4: one `dvc exp run` per variant (each retrains what the change invalidates,
+# then evaluates), the full model last so the workspace ends on the default params; then the table from
+# `dvc exp show --json` (pipeline/evaluation/ablation.py). Minutes per variant on CPU with the demo settings.
+ablation: setup
+	$(VENV)/bin/dvc exp run -S model.gam=false -S model.wcn=true -S model.tam=true evaluate
+	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=false -S model.tam=true evaluate
+	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=true -S model.tam=false evaluate
+	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=true -S model.tam=true evaluate
+	$(PY) -m pipeline.evaluation.ablation

@@ -113,6 +113,55 @@ class ShardParams(Section):
     seed: int = 0
 
 
+class TrainEpochs(Section):
+    """Epochs per GAN stage (paper 3.3: Layout GAN and Region GAN 10 each, separately; then the WCN 10)."""
+
+    layout: int = Field(10, ge=0)
+    region: int = Field(10, ge=0)
+    wcn: int = Field(10, ge=0)
+
+
+class TrainParams(Section):
+    """Training of the three GAN stages (``pipeline.training``; Prefect flow ``remot/train`` and DVC train_*)."""
+
+    shards: str = Field("data/shards", description="shard folder (from `dvc repro shards`), relative to the root")
+    split: str = "train"
+    out: str = Field("models", description="checkpoints go to <out>/<stage>/step-NNNNNN and <out>/<stage>/final")
+    epochs: TrainEpochs = TrainEpochs()
+    steps_per_epoch: Optional[int] = Field(
+        None, ge=1, description="optimizer steps per epoch; null = one pass: train samples / (batch x ranks)")
+    batch_size: int = Field(1, ge=1, description="per rank")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate, generators and discriminators (paper 4.1)")
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    lr_decay_epochs: int = Field(0, ge=0, description="linear decay to 0 over the last N epochs (vid2vid); 0 = off")
+    checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints (one is also written at the end)")
+    keep_checkpoints: int = Field(3, ge=1, description="newest step-* checkpoints kept per stage")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
+    shuffle_buffer: int = Field(16, ge=0)
+    seed: int = 0
+    amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    vgg19_weights: str = Field("models/pretrained/vgg19-dcbb9e9d.pth",
+                               description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
+    concurrent: bool = Field(True, description="run the Layout and Region GAN stages concurrently in the flow")
+
+
+class EvaluateParams(Section):
+    """The evaluate stage (``pipeline.evaluation``): paper 4.2 metrics on each dataset's test split."""
+
+    frames_per_video: int = Field(8, ge=2, description="evaluated (driving) frames per test video: its last N frames")
+    cross_identity: bool = Field(True, description="also drive each test video by the next one's source (FID, TCM)")
+    samples: int = Field(2, ge=0, description="test videos written as side-by-side sample mp4s")
+    seed: int = Field(0, description="seed of the forward source frame choice (pipeline.windows)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    lpips_net: Literal["alex", "vgg"] = "alex"
+    lpips_weights: str = Field("models/pretrained/lpips",
+                               description="LPIPS linear weights (file or folder); backbone from the torch hub cache")
+    inception_weights: str = Field("models/pretrained",
+                                   description="FID Inception weights (file, or folder holding them)")
+
+
 def _model_section() -> type[BaseModel]:
     """``model``: a profile plus any ModelConfig field to override (null = the profile's value).
 
@@ -152,6 +201,8 @@ class Params(Section):
     flow: FlowParams = FlowParams()
     shards: ShardParams = ShardParams()
     model: ModelParams = ModelParams()  # type: ignore[valid-type]
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
     @model_validator(mode="after")
     def _model_values(self) -> "Params":

@@ -1,0 +1,100 @@
+"""Prefect flow ``remot`` (deployment ``train``): the paper's training schedule (3.3).
+
+Layout GAN and Region GAN are independent and run as two concurrently submitted tasks (``train.concurrent``);
+the WCN task waits for the Region GAN, whose outputs it trains on. Each task runs
+``pipeline.training.runner.run_stage`` - the code the DVC stages run - so a retried or re-run task resumes from
+its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), never for a NaN/inf loss or a
+configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
+final losses and a markdown artifact with the sample grid (PNG, embedded as base64, and its path).
+
+    python -m pipeline.training.flow run   [--params params.yaml]   # in-process, no server (`make train`)
+    python -m pipeline.training.flow serve [--params params.yaml]   # serve deployment remot/train (`make serve`)
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from pipeline.errors import RemotError
+from pipeline.params import load_params
+
+
+def _retry_on_io_error(task_obj, task_run, state) -> bool:
+    """Retry a stage only when it failed on I/O (a later attempt resumes from the last checkpoint)."""
+    try:
+        state.result()
+    except RemotError:
+        return False  # NaN/inf loss, missing shards, wrong checkpoint: the same inputs fail the same way
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is a bug: do not hide it behind retries
+        return False
+    return False
+
+
+@task(name="train-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error,
+      task_run_name="train-{stage}")
+def train_stage(stage: str, params_path: str) -> dict[str, Any]:
+    """Train one stage to the end of its schedule; returns its metrics and publishes its artifacts."""
+    from pipeline.training.runner import run_stage
+
+    params_file = Path(params_path).resolve()
+    result = run_stage(stage, load_params(params_file), params_file.parent)
+    if result.metrics_path is None:  # not rank 0 (flows run single-process; kept for completeness)
+        return {"stage": stage, "steps": result.steps}
+    create_table_artifact(
+        key=f"train-{stage}-losses",
+        table=[{"term": k, "value": round(v, 6)} for k, v in sorted(result.final_losses.items())],
+        description=f"{stage}: mean losses over the last epoch ({result.steps} steps, "
+                    f"{result.steps_per_s:.2f} steps/s)")
+    png = base64.b64encode(Path(result.grid_path).read_bytes()).decode()
+    create_markdown_artifact(
+        key=f"train-{stage}-samples",
+        markdown=f"### {stage}: samples after step {result.steps}\n\n`{result.grid_path}`\n\n"
+                 f"![{stage} samples](data:image/png;base64,{png})\n",
+        description="source | driving pose | layout | regions | output | ground truth")
+    return result.metrics
+
+
+@flow(name="remot", log_prints=True)
+def remot(params_path: str = "params.yaml") -> dict[str, Any]:
+    """Paper 3.3: Layout GAN and Region GAN separately (concurrently), then the WCN on the Region GAN's outputs."""
+    params_path = str(Path(params_path).resolve())
+    concurrent = load_params(params_path).train.concurrent
+    if concurrent:
+        layout = train_stage.submit("layout", params_path)
+        region = train_stage.submit("region", params_path)
+        region_metrics = region.result()
+        layout_metrics = layout.result()
+    else:
+        layout_metrics = train_stage("layout", params_path)
+        region_metrics = train_stage("region", params_path)
+    wcn_metrics = train_stage("wcn", params_path)
+    return {"layout": layout_metrics, "region": region_metrics, "wcn": wcn_metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="REMOT training flow (Prefect flow remot, deployment train)")
+    parser.add_argument("command", choices=["run", "serve"])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params_path = str(Path(args.params).resolve())
+    if args.command == "serve":
+        remot.serve(name="train", parameters={"params_path": params_path})
+        return 0
+    try:
+        remot(params_path=params_path)
+        return 0
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

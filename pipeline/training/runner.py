@@ -1,0 +1,422 @@
+"""The training loop of one GAN stage, shared by the Prefect flow (``pipeline.training.flow``) and the DVC stages
+(``stages/train_*.py``): device choice, optional multi-rank data parallelism, bf16 autocast on CUDA, progress
+bar, per-step loss log, NaN/inf guard, checkpoints every N steps and at the end, exact resume.
+
+Outputs of stage ``S`` (paths from ``params.train``, relative to the project root)::
+
+    models/S/step-NNNNNN/, models/S/latest.json    versioned checkpoints (pipeline.training.state)
+    models/S/losses.jsonl                          the run's per-step loss log (truncated to the checkpoint on resume)
+    models/S/final/                                the last checkpoint again: the DVC output
+    plots/train/S.csv                              per-step losses for `dvc plots` (rewritten at checkpoints)
+    plots/train/S-samples.png                      sample grid (pipeline.training.grid)
+    metrics/train_S.json                           final losses, steps/s, backends, hashes
+
+Resume: when ``latest.json`` names a checkpoint made with the same run fingerprint (train params that change the
+trajectory, model params, data manifest hash, world size), the run continues from it: networks, optimizers,
+scheduler, every RNG and the loader position (epoch, batches consumed; see pipeline.training.data). A checkpoint
+of another fingerprint is not resumed: the stage says which params differ and starts afresh.
+
+Several ranks (``torchrun --nproc_per_node=N``): process group from the environment (NCCL on CUDA, gloo on
+CPU); every rank draws its own resampled stream (rank-seeded); gradients are averaged across ranks before
+every optimizer step (pipeline.training.steps); rank 0 alone writes checkpoints, logs, plots and metrics.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from pipeline import atomic
+from pipeline.errors import RemotError
+from pipeline.loader import derive_seed
+from pipeline.params import Params, model_config, section_fingerprint
+from pipeline.training import state as ckpt
+from pipeline.training.data import ResumableWindows, epoch_batches, training_urls
+from pipeline.training.grid import save_grid
+from pipeline.training.steps import STAGES, NonFiniteLoss, StageSteps, build_steps
+
+# Fields of params.train that do not change the trajectory of the steps already taken (so a checkpoint made
+# under other values may be resumed): how long to train, how often to save, and how the flow schedules stages.
+NON_TRAJECTORY_FIELDS = {"epochs", "checkpoint_every", "keep_checkpoints", "concurrent", "out"}
+_INIT_LOCK = threading.Lock()  # the flow may build two stages' networks at once in threads; seeding is global
+
+
+class StoppedEarly(Exception):
+    """Raised by the ``stop_after`` hook (tests, deliberate interruption) after the checkpoint of that step."""
+
+
+@dataclass
+class StageResult:
+    stage: str
+    steps: int
+    final_dir: Path | None
+    metrics_path: Path | None
+    plot_path: Path | None
+    grid_path: Path | None
+    final_losses: dict[str, float] = field(default_factory=dict)
+    steps_per_s: float = 0.0
+    resumed_from: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    stage_dir: Path
+    final: Path
+    losses: Path
+    plot: Path
+    grid: Path
+    metrics: Path
+
+    @classmethod
+    def of(cls, params: Params, root: Path, stage: str) -> "StagePaths":
+        stage_dir = root / params.train.out / stage
+        return cls(stage_dir=stage_dir, final=stage_dir / "final", losses=stage_dir / "losses.jsonl",
+                   plot=root / "plots" / "train" / f"{stage}.csv",
+                   grid=root / "plots" / "train" / f"{stage}-samples.png",
+                   metrics=root / "metrics" / f"train_{stage}.json")
+
+
+# ------------------------------------------------------------------------------------------------ environment
+
+
+def init_distributed(device_kind: str) -> tuple[int, int, int]:
+    """(rank, world size, local rank); joins the process group torchrun describes in the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device_kind == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def choose_device(preference: str, local_rank: int) -> torch.device:
+    """``auto``: CUDA (this rank's GPU) when available, else CPU; ``cuda`` without a GPU is an error."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RemotError("train.device is 'cuda' but no CUDA device is available: set train.device: auto or cpu")
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def git_revision(root: Path) -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        if rev.returncode == 0:
+            return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def file_sha256(path: Path) -> str | None:
+    if not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def split_size(shard_dir: Path, split: str) -> int:
+    """Samples of ``split`` per the shard manifest (for ``steps_per_epoch: null``)."""
+    manifest = shard_dir / "manifest.parquet"
+    if not manifest.is_file():
+        raise RemotError(f"{manifest} is missing, so train.steps_per_epoch: null cannot count the {split} samples: "
+                         "run `dvc repro shards` or set train.steps_per_epoch")
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(manifest, columns=["split"]).column("split").to_pylist()
+    return sum(1 for s in column if s == split)
+
+
+def run_fingerprint(params: Params, manifest_sha: str | None, world: int) -> str:
+    train = params.train.model_dump(mode="json", exclude=NON_TRAJECTORY_FIELDS)
+    blob = json.dumps({"train": train, "model": params.model.model_dump(mode="json"),
+                       "manifest": manifest_sha, "world": world}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------ loss log
+
+
+def read_log(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+
+
+def write_plot_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    terms = sorted({k for r in rows for k in r} - {"step", "epoch"})
+    lines = [",".join(["step", "epoch", *terms])]
+    lines += [",".join([str(r["step"]), str(r["epoch"]), *(repr(float(r[t])) if t in r else "" for t in terms)])
+              for r in rows]
+    atomic.write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after: int | None = None,
+              before_step: Callable[[int, StageSteps], None] | None = None) -> StageResult:
+    """Train ``stage`` (layout | region | wcn) to the end of its schedule, resuming when possible.
+
+    ``stop_after``: raise :class:`StoppedEarly` right after step ``stop_after`` (and its checkpoint, if one is
+    due), as a kill would. ``before_step(step, steps)``: a hook called before every step (tests use it to
+    inject faults). Raises :class:`NonFiniteLoss` on a NaN/inf loss, RemotError for missing inputs.
+    """
+    if stage not in STAGES:
+        raise RemotError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGES)}")
+    root = Path(root).resolve()
+    tp = params.train
+    cfg = model_config(params.model)
+    rank, world, local_rank = init_distributed("cuda" if tp.device != "cpu" and torch.cuda.is_available() else "cpu")
+    device = choose_device(tp.device, local_rank)
+    paths = StagePaths.of(params, root, stage)
+    shard_dir = root / tp.shards
+    urls = training_urls(shard_dir, tp.split)
+    manifest_sha = file_sha256(shard_dir / "manifest.parquet")
+    steps_per_epoch = tp.steps_per_epoch or max(1, split_size(shard_dir, tp.split) // (tp.batch_size * world))
+    epochs = getattr(tp.epochs, stage)
+    total = epochs * steps_per_epoch
+    fingerprint = run_fingerprint(params, manifest_sha, world)
+
+    vgg, vgg_info, region = None, None, None
+    if stage in ("region", "wcn"):
+        from pipeline.pretrained.vgg19 import load_vgg19
+
+        vgg, vgg_info = load_vgg19(root / tp.vgg19_weights, seed=tp.seed)
+    if stage == "wcn":
+        region = load_region_generator(params, root, cfg)
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
+        steps = build_steps(stage, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg,
+                            region_generator=region)
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(epochs, tp.lr_decay_epochs))
+                  for name, opt in steps.optimizers.items()}
+
+    meta = {"stage": stage, "fingerprint": fingerprint, "git_revision": git_revision(root),
+            "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
+            "profile": params.model.profile, "model_config": cfg.to_dict(),
+            "backends": {"vgg19": vgg_info, "shards": []}, "world_size": world, "device": str(device),
+            "amp": steps.amp, "torch": torch.__version__, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
+    state = ckpt.TrainingState(meta=meta)
+    resumed_from = _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank)
+    if resumed_from is None:
+        # A fresh run seeds every global RNG from train.seed (a resumed run restored them from the checkpoint).
+        seed = derive_seed("train", tp.seed, stage, rank) % (2 ** 32)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+    backends: set[str] = set(json.dumps(b, sort_keys=True) for b in state.meta["backends"].get("shards", []))
+
+    dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
+                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage))
+    if not steps.trainable:
+        total = 0  # "REMOT w/o WCN" (model.wcn: false): no network, nothing to optimise
+    log_rows = read_log(paths.losses, state.step) if rank == 0 else []
+    if rank == 0:  # the log on disk holds exactly the steps the restored state has taken
+        paths.stage_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(paths.losses, "".join(json.dumps(r) + "\n" for r in log_rows).encode())
+    loop_start, start_step = time.perf_counter(), state.step
+    bar = tqdm(total=total, initial=state.step, desc=f"train {stage}", unit="step", dynamic_ncols=True,
+               disable=rank != 0 or not sys.stderr.isatty())
+    try:
+        while state.step < total:
+            batches = epoch_batches(dataset, state.epoch, state.batches_in_epoch, steps_per_epoch, tp.num_workers,
+                                    seed=tp.seed, pin_memory=device.type == "cuda")
+            for batch in batches:
+                step = state.step + 1
+                if before_step is not None:
+                    before_step(step, steps)
+                losses = steps.train_step(batch, step)
+                backends.update(json.dumps(m.get("backends", {}), sort_keys=True) for m in batch["meta"])
+                state.step, state.batches_in_epoch = step, state.batches_in_epoch + 1
+                if rank == 0:
+                    row = {"step": step, "epoch": state.epoch, **losses}
+                    log_rows.append(row)
+                    with open(paths.losses, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                if state.batches_in_epoch == steps_per_epoch:
+                    for s in schedulers.values():
+                        s.step()
+                    state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+                rate = (step - start_step) / max(time.perf_counter() - loop_start, 1e-9)
+                bar.update(1)
+                bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses['d_total']:.3f}", sps=f"{rate:.2f}")
+                if step % tp.checkpoint_every == 0 or step == total:
+                    state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(backends)]
+                    _checkpoint(paths, state, steps, schedulers, tp.keep_checkpoints, log_rows, rank)
+                    if bar.disable and rank == 0:
+                        print(f"train {stage}: step {step}/{total}, {rate:.2f} steps/s, g_total "
+                              f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}", flush=True)
+                if stop_after is not None and step >= stop_after:
+                    raise StoppedEarly(f"{stage}: stopped after step {step} on request")
+    except NonFiniteLoss:
+        if rank == 0:
+            write_plot_csv(paths.plot, [r for r in log_rows])
+        raise
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - loop_start
+    steps_per_s = (state.step - start_step) / elapsed if state.step > start_step and elapsed > 0 else 0.0
+    state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(backends)]
+    result = StageResult(stage=stage, steps=state.step, final_dir=None, metrics_path=None, plot_path=None,
+                         grid_path=None, steps_per_s=steps_per_s, resumed_from=resumed_from)
+    if rank == 0:
+        _finish(paths, stage, state, steps, schedulers, log_rows, dataset, tp, steps_per_epoch, result)
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
+def _lr_factor(epochs: int, decay: int) -> Callable[[int], float]:
+    """Constant lr, then (vid2vid) a linear decay towards 0 over the last ``decay`` epochs."""
+    def factor(epoch: int) -> float:
+        if decay <= 0 or epoch < epochs - decay:
+            return 1.0
+        return max(0.0, (epochs - epoch) / (decay + 1))
+    return factor
+
+
+def _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:
+    """Load the latest checkpoint when its fingerprint matches (returns its step), else clear the stage's
+    checkpoints and log (returns None)."""
+    latest = ckpt.latest_checkpoint(paths.stage_dir) if paths.stage_dir.is_dir() else None
+    if latest is not None:
+        saved = ckpt.read_state(latest)
+        if saved["meta"].get("fingerprint") == fingerprint:
+            restored = ckpt.load_checkpoint(latest, steps.modules, steps.optimizers, schedulers, device)
+            state.step, state.epoch, state.batches_in_epoch = restored.step, restored.epoch, restored.batches_in_epoch
+            state.meta["backends"]["shards"] = restored.meta.get("backends", {}).get("shards", [])
+            if rank == 0:
+                print(f"train {stage}: resuming from {latest} (step {state.step})", flush=True)
+            return state.step
+        if rank == 0:
+            print(f"train {stage}: not resuming {latest}: made under other settings "
+                  f"({_describe_difference(saved['meta'], state.meta, params)}); starting afresh", flush=True)
+    if rank == 0 and paths.stage_dir.is_dir():
+        for old in paths.stage_dir.glob("step-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        (paths.stage_dir / ckpt.LATEST).unlink(missing_ok=True)
+        paths.losses.unlink(missing_ok=True)
+    if dist.is_initialized():
+        dist.barrier()
+    return None
+
+
+def _describe_difference(saved: dict[str, Any], current: dict[str, Any], params: Params) -> str:
+    diffs = [f"model.{k}" for k, v in current["model_config"].items() if saved.get("model_config", {}).get(k) != v]
+    if saved.get("data_manifest_sha256") != current["data_manifest_sha256"]:
+        diffs.append("the shard manifest (data changed)")
+    if saved.get("world_size") != current["world_size"]:
+        diffs.append("the number of ranks")
+    if not diffs:
+        diffs.append("train.* (lr, batch size, seed, ...)")
+    return ", ".join(diffs)
+
+
+def _checkpoint(paths: StagePaths, state, steps: StageSteps, schedulers, keep: int, log_rows, rank: int) -> None:
+    if rank == 0:
+        ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers, keep=keep)
+        write_plot_csv(paths.plot, log_rows)
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers, log_rows, dataset, tp,
+            steps_per_epoch: int, result: StageResult) -> None:
+    """Final checkpoint copy (DVC out), plot CSV, sample grid and metrics JSON (rank 0)."""
+    if not (paths.stage_dir / ckpt.LATEST).is_file() or not steps.trainable:
+        ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers,
+                             keep=tp.keep_checkpoints)
+    with atomic.replace_dir(paths.final) as tmp:
+        ckpt.write_checkpoint_files(tmp, state, steps.modules, steps.optimizers, schedulers)
+    write_plot_csv(paths.plot, log_rows)
+    sample = next(epoch_batches(dataset, 0, 0, 1, 0, seed=tp.seed))
+    grid = save_grid(paths.grid, steps.sample(sample))
+    last = log_rows[-steps_per_epoch:]
+    final_losses = {k: float(np.mean([r[k] for r in last])) for k in (last[0] if last else {})
+                    if k not in ("step", "epoch")}
+    metrics = {"stage": stage, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
+               "final_losses": final_losses, "steps_per_s": result.steps_per_s,
+               "backends": state.meta["backends"], "git_revision": state.meta["git_revision"],
+               "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
+               "device": state.meta["device"], "world_size": state.meta["world_size"],
+               "profile": state.meta["profile"], "resumed_from_step": result.resumed_from}
+    if not steps.trainable:
+        metrics["note"] = "model.wcn is false (REMOT w/o WCN): the WCN has no network, nothing was trained"
+    atomic.write_json(paths.metrics, metrics)
+    result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
+                                                                                 paths.plot, grid)
+    result.final_losses, result.metrics = final_losses, metrics
+
+
+def load_region_generator(params: Params, root: Path, cfg) -> torch.nn.Module:
+    """The trained Region GAN generator from ``models/region/final`` (the WCN trains on its outputs)."""
+    from remot_models import RegionGenerator
+
+    folder = root / params.train.out / "region" / "final"
+    if not (folder / "state.json").is_file():
+        raise RemotError(f"the WCN trains on the Region GAN's outputs, but {folder} holds no checkpoint: run "
+                         "`dvc repro train_region` (or `make train`) first")
+    ckpt.check_model_config(folder, cfg.to_dict(), "`dvc repro train_region`")
+    generator = RegionGenerator(cfg)
+    ckpt.load_modules(folder, {"generator": generator})
+    return generator
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def stage_cli(stage: str, argv: list[str] | None = None) -> int:
+    """``python -m stages.train_<stage> [--params params.yaml]`` (also under ``torchrun``). Exit 2 on a user
+    error (missing shards, wrong checkpoint), 1 on a NaN/inf loss."""
+    import argparse
+
+    from pipeline.params import load_params
+
+    parser = argparse.ArgumentParser(description=f"Train the REMOT {stage} stage (see pipeline.training.runner)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after this step (testing resume)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("REMOT_TORCH_THREADS", "64")))))
+    try:
+        params = load_params(args.params)
+        result = run_stage(stage, params, Path(args.params).resolve().parent, stop_after=args.stop_after)
+        if result.metrics_path is not None:
+            print(f"train {stage}: {result.steps} steps, {result.steps_per_s:.2f} steps/s; "
+                  f"metrics in {result.metrics_path}")
+        return 0
+    except StoppedEarly as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
