@@ -210,12 +210,17 @@ class WindowDataset(IterableDataset):
             return None
         return rank_quota // n_workers + (1 if worker < rank_quota % n_workers else 0)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def _samples(self) -> tuple[Iterator[dict[str, Any]], int, int]:
+        """This (rank, worker)'s undecoded, shuffled sample stream; returns (stream, worker, n_workers)."""
         rank, world, worker, n_workers = wds.utils.pytorch_worker_info()
         samples = wds.tariterators.tarfile_samples(self._shards(rank, world, worker, n_workers))
         if self.shuffle_buffer > 1:
             rng = random.Random(derive_seed("samples", self.seed, self.epoch, rank, worker))
             samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)
+        return samples, worker, n_workers
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        samples, worker, n_workers = self._samples()
         quota = self._quota(self.epoch_length, worker, n_workers)
         for count, sample in enumerate(samples):
             if quota is not None and count >= quota:

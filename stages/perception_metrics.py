@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from pipeline import atomic
 from pipeline.perception_eval import evaluate_dataset

@@ -13,17 +13,15 @@ The DataLoader gets its own seeded ``torch.Generator`` so creating an iterator n
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-import webdataset as wds
 from torch.utils.data import DataLoader
 
 from pipeline.errors import RemotError
-from pipeline.loader import (WindowDataset, _buffer_shuffle, collate_windows, decode_sample, derive_seed,
+from pipeline.loader import (WindowDataset, collate_windows, decode_sample, derive_seed,
                              shard_urls)
 
 
@@ -45,11 +43,7 @@ class ResumableWindows(WindowDataset):
         return max(0, -(-(k - worker) // n)) * self.batch_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world, worker, n_workers = wds.utils.pytorch_worker_info()
-        samples = wds.tariterators.tarfile_samples(self._shards(rank, world, worker, n_workers))
-        if self.shuffle_buffer > 1:
-            rng = random.Random(derive_seed("samples", self.seed, self.epoch, rank, worker))
-            samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)
+        samples, worker, _ = self._samples()
         skip = self.samples_to_skip(worker)
         for count, sample in enumerate(samples):
             if count >= skip:
