@@ -71,6 +71,29 @@ def _model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfer(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from pipeline.inference.transfer import run_transfer
+    from pipeline.params import load_params
+
+    # a shared CPU box: oversubscribed intra-op threads make the small per-frame convolutions slower, not faster
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("REMOT_TORCH_THREADS", "64")))))
+    params = load_params(args.params)
+    result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
+                          checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,
+                          progress=not args.quiet)
+    b = result.backends
+    print(f"wrote {result.out}: {result.n_frames} frames, {result.width}x{result.height}, {result.fps:g} fps "
+          f"(the driving video's); person composed on the driving video's background plate")
+    print(f"speed: {result.network_frames_per_s:.1f} frames/s in the networks, {result.total_frames_per_s:.2f} "
+          f"frames/s end to end with preprocessing ({b['device']}, profile {b['profile']})")
+    print(f"backends: pose {b.get('pose')}, parser {b.get('parser')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="remot", description="REMOT data pipeline and motion transfer")
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
@@ -100,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="generate the procedural demo dataset (no third-party footage)")
     demo.add_argument("--out", default=None, help="output folder (default: params demo.out)")
     demo.set_defaults(func=_demo_data)
+
+    transfer = sub.add_parser("transfer", help="motion transfer: the source person performs the driving video",
+                              description="Crop, pose and parse both inputs with the backends the params select, "
+                              "run the trained Layout GAN -> Region GAN -> WCN with temporal state, compose on "
+                              "the driving video's background plate and write an mp4 (atomically).")
+    transfer.add_argument("--source", required=True, help="image of one person (the identity)")
+    transfer.add_argument("--driving", required=True, help="video of one person (the motion)")
+    transfer.add_argument("--out", required=True, help="output .mp4")
+    transfer.add_argument("--checkpoint", default=None,
+                          help="folder holding layout/final, region/final, wcn/final (default: params train.out)")
+    transfer.add_argument("--side-by-side", action="store_true", help="write source | driving | output")
+    transfer.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    transfer.add_argument("--quiet", action="store_true", help="no progress bar")
+    transfer.set_defaults(func=_transfer)
     return parser
 
 

@@ -1,0 +1,245 @@
+"""The evaluate stage's library: generate every evaluation pair with the trained REMOT and the baselines, score
+them with the paper's metrics (4.2), and write the results.
+
+Outputs (paths relative to the project root)::
+
+    metrics/eval.json               per dataset: mean metrics per pair kind (self / cross) and method, which
+                                    baseline the model beats on which metric, unavailable metrics with the
+                                    reason, and the backends (parser, pose, flow, vgg, lpips, inception)
+    reports/eval/videos.csv         one row per (dataset, pair, driving video, method) with every metric
+    reports/eval/run.json           checkpoints used, start rule, timings, skipped videos
+    reports/eval/samples/*.mp4      side-by-side source | driving | REMOT | GAM-only for the first videos
+
+Metrics: SSIM, PSNR, Mask-SSIM, Mask-PSNR (person mask = the driving frame's parsed layout != background),
+LPIPS (official weights or unavailable), TCM (real driving video's flow from the flow stage, i.e. the
+``flow.backend`` the params select, recorded) on self pairs; FID (set level, official Inception weights or
+unavailable) and TCM on both self and cross pairs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import atomic
+from pipeline.evaluation.baselines import METHODS as BASELINES
+from pipeline.evaluation.baselines import copy_source, gam_only
+from pipeline.evaluation.data import Pair, TestVideo, load_test_videos, make_pairs, require_videos
+from pipeline.inference.generate import START_RULE, Networks, choose_device, generate_video, load_networks
+from pipeline.inference.video_io import side_by_side, write_mp4
+from pipeline.labels import REGIONS
+from pipeline.metrics import Unavailable
+from pipeline.metrics.fid import InceptionFeatures, load_inception
+from pipeline.metrics.lpips import load_lpips
+from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
+from pipeline.metrics.tcm import tcm
+from pipeline.params import Params, model_config
+
+METHODS = ("remot", *BASELINES)
+METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"), "cross": ("fid", "tcm")}
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mask_ssim": True, "mask_psnr": True, "lpips": False,
+                    "fid": False, "tcm": True}
+PER_VIDEO = ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "tcm")
+BACKGROUND_LABEL = REGIONS.index("background")
+METRICS_FILE = Path("metrics") / "eval.json"
+REPORT_DIR = Path("reports") / "eval"
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON-safe number: None for missing, nan or inf."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _number(value: Any) -> float | None:
+    """A per-video table value: None for missing or nan; inf kept (PSNR of identical frames), written "inf"."""
+    if value is None or math.isnan(float(value)):
+        return None
+    return float(value)
+
+
+def _name(component: Any) -> str:
+    return f"unavailable ({component.reason})" if isinstance(component, Unavailable) else component.name
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, inception) -> dict[str, Any]:
+    """Metrics of one generated clip against ``video``'s real clip.
+
+    ``kind`` "self": every per-video metric (``evaluate_pair_videos``) + TCM; "cross": TCM and FID features
+    only (a different person: pixel metrics would be meaningless). Returns ``evaluate_pair_videos``'s dict shape
+    (metric means, ``fid_features``, ``unavailable``, ``backends``).
+    """
+    real = list(video.loaded.frames[video.clip])
+    gen = list(generated)
+    flows, valid = video.real_flow()
+    if kind == "self":
+        masks = [layout != BACKGROUND_LABEL for layout in video.loaded.layouts[video.clip]]
+        result = evaluate_pair_videos(gen, real, masks, None, lpips, inception)
+    else:
+        result = {"n_frames": len(gen), "unavailable": {}, "backends": {"inception": _name(inception)},
+                  "fid_features": None}
+        if isinstance(inception, InceptionFeatures):
+            result["fid_features"] = {"generated": inception.features(gen), "real": inception.features(real)}
+        else:
+            result["unavailable"]["fid"] = str(inception)
+    detail = tcm(gen, real, flows=flows, valid=valid)
+    result["unavailable"].pop("tcm", None)
+    result["tcm"], result["tcm_detail"] = detail["tcm"], detail
+    result["backends"]["flow"] = f"{video.inputs.backends['flow']} (flow stage, real driving video)"
+    return result
+
+
+def beats(model: dict[str, float | None], baseline: dict[str, float | None]) -> dict[str, bool | None]:
+    """Per metric: does the model score better than the baseline (None where either value is missing)?"""
+    out: dict[str, bool | None] = {}
+    for metric, value in model.items():
+        other = baseline.get(metric)
+        if value is None or other is None:
+            out[metric] = None
+        else:
+            out[metric] = bool(value > other) if HIGHER_IS_BETTER[metric] else bool(value < other)
+    return out
+
+
+def aggregate(results: dict[tuple[str, str], list[dict]], infinite: list[str] | None = None,
+              ) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{(kind, method): [score_pair results]}`` -> ``{kind: {method: {metric: mean over videos | None}}}``;
+    FID pooled over the kind's videos (``set_level_fid``). JSON has no infinity: an infinite mean (PSNR of
+    frames identical to the ground truth) becomes None and ``"<kind>/<method>/<metric>"`` is appended to
+    ``infinite``."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for (kind, method), items in results.items():
+        values: dict[str, float | None] = {}
+        for metric in METRICS[kind]:
+            if metric == "fid":
+                values["fid"] = _finite(set_level_fid(items).get("fid"))
+                continue
+            scores = [r.get(metric) for r in items]
+            mean = None if any(s is None for s in scores) else float(np.mean(scores))
+            if mean is not None and math.isinf(mean) and infinite is not None:
+                infinite.append(f"{kind}/{method}/{metric}")
+            values[metric] = _finite(mean)
+        out.setdefault(kind, {})[method] = values
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+
+def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every registered dataset's test split; write the outputs listed in the module docstring.
+
+    Returns the content written to ``metrics/eval.json``. Raises ``RemotError`` when a checkpoint is missing or
+    of another model config, or a dataset has no complete test video.
+    """
+    started = time.perf_counter()
+    root = Path(root)
+    ep = params.evaluate
+    nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device))
+    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights)
+    inception = load_inception(root / ep.inception_weights)
+    rows: list[dict[str, Any]] = []
+    samples: list[tuple[str, list[np.ndarray], float]] = []
+    datasets, run_info = {}, {"skipped": {}, "network_seconds": 0.0, "generated_frames": 0}
+    for dataset in params.datasets:
+        videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed)
+        run_info["skipped"][dataset] = skipped
+        require_videos(videos, dataset, skipped)
+        results: dict[tuple[str, str], list[dict]] = {}
+        for pair in make_pairs(videos, ep.cross_identity):
+            outputs = _generate_pair(nets, pair, params.pose.thickness, run_info)
+            for method, frames in outputs.items():
+                scored = score_pair(pair.kind, frames, pair.driving, lpips, inception)
+                results.setdefault((pair.kind, method), []).append(scored)
+                rows.append(_row(dataset, pair, method, scored))
+            sample_rank = [v.name for v in videos].index(pair.driving.name)
+            if sample_rank < ep.samples:
+                samples.append((f"{dataset}__{pair.driving.name}__{pair.kind}", _sample_frames(pair, outputs),
+                                pair.driving.inputs.fps))
+            if progress:
+                print(f"evaluate {dataset}: {pair.kind} {pair.source.name} -> {pair.driving.name} done", flush=True)
+        datasets[dataset] = _dataset_summary(videos, results, ep, nets, lpips, inception)
+    metrics = {"datasets": datasets, "profile": params.model.profile,
+               "ablation": {"gam": nets.cfg.gam, "wcn": nets.cfg.wcn, "tam": nets.cfg.tam},
+               "start_rule": START_RULE}
+    run_info.update({"checkpoints": nets.info, "device": str(nets.device), "seconds": time.perf_counter() - started,
+                     "start_rule": START_RULE})
+    _write_outputs(root, metrics, rows, samples, run_info)
+    return metrics
+
+
+def _generate_pair(nets: Networks, pair: Pair, thickness: int, run_info: dict) -> dict[str, np.ndarray]:
+    """uint8 (T, H, W, 3) clips of every method for ``pair``."""
+    source, source_layout = pair.source.source()
+    drv = pair.driving
+    background = drv.loaded.background
+    video = generate_video(nets, source, source_layout, drv.inputs.keypoints[drv.clip], background, thickness)
+    run_info["network_seconds"] += video.network_seconds
+    run_info["generated_frames"] += len(video.frames)
+    t = drv.stop - drv.start
+    return {"remot": video.frames,
+            "copy_source": copy_source(source, source_layout, background, t),
+            "gam_only": gam_only(source, source_layout, drv.loaded.layouts[drv.clip], background)}
+
+
+def _sample_frames(pair: Pair, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    source, _ = pair.source.source()
+    real = pair.driving.loaded.frames[pair.driving.clip]
+    return [side_by_side(source, r, g, b) for r, g, b in zip(real, outputs["remot"], outputs["gam_only"])]
+
+
+def _row(dataset: str, pair: Pair, method: str, scored: dict) -> dict[str, Any]:
+    row = {"dataset": dataset, "pair": pair.kind, "driving_video": pair.driving.name,
+           "frames": f"{pair.driving.start}-{pair.driving.stop - 1}", "source_video": pair.source.name,
+           "source_frame": pair.source.source_frame, "method": method}
+    row.update({m: _number(scored.get(m)) for m in PER_VIDEO})
+    return row
+
+
+def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips, inception) -> dict[str, Any]:
+    infinite: list[str] = []
+    means = aggregate(results, infinite)
+    wins = {baseline: {kind: beats(means[kind]["remot"], means[kind][baseline]) for kind in means}
+            for baseline in BASELINES}
+    unavailable: dict[str, str] = {}
+    for items in results.values():
+        for r in items:
+            unavailable.update(r["unavailable"])
+    if "cross" not in means:
+        unavailable["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
+                                else "evaluate.cross_identity is false")
+    vgg = nets.info.get("wcn", {}).get("vgg19") or nets.info.get("region", {}).get("vgg19") or {}
+    backends = {
+        "parser": ", ".join(sorted({v.inputs.backends["parser"] for v in videos})),
+        "pose": ", ".join(sorted({v.inputs.backends["pose"] for v in videos})),
+        "flow": ", ".join(sorted({v.inputs.backends["flow"] for v in videos})),
+        "vgg": (vgg.get("vgg19") if isinstance(vgg, dict) else str(vgg)) or "not recorded in the checkpoints",
+        "lpips": _name(lpips),
+        "inception": _name(inception),
+    }
+    return {"n_videos": len(videos), "videos": [v.name for v in videos], "frames_per_video": ep.frames_per_video,
+            **means, "beats_baselines": wins, "unavailable": unavailable, "backends": backends,
+            "infinite": infinite}
+
+
+def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_info: dict) -> None:
+    with atomic.replace_dir(root / REPORT_DIR) as tmp:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+        (tmp / "videos.csv").write_text(buffer.getvalue())
+        for name, frames, fps in samples:
+            write_mp4(tmp / "samples" / f"{name}.mp4", frames, fps)
+        atomic.write_json(tmp / "run.json", run_info)
+    atomic.write_json(root / METRICS_FILE, metrics)

@@ -1,0 +1,186 @@
+"""Preprocessing for inference: a source image and a driving video -> the networks' inputs.
+
+Both inputs go through the same code as the DVC stages, so a model sees at test time what it saw in training:
+
+* crop: one person box (``pipeline.extract.person_box.clip_person_box``: MediaPipe on up to
+  ``extract.detect_frames`` evenly spaced frames, union of the boxes; a still image is a clip of one frame),
+  then ``crop_box_for_person`` + ``apply_crop`` to ``extract.height x extract.width`` (default 256 x 192);
+* pose: ``pipeline.pose.mediapipe_body25.estimate_video`` (tracking mode for the video, static mode for the
+  still), optional ``pose.smoothing_window`` as in the pose stage;
+* parsing: ``pipeline.parsing.stage.make_parser(params.parse)`` (SCHP when its weights exist and
+  ``parse.backend`` allows it, else the offline parser - recorded), merged 18 -> 6 regions by ``params.merge``;
+* background: the driving video's plate (``pipeline.background.background_plate``: per-pixel temporal median
+  of the non-person pixels), which is what ``remot transfer`` composes the person on.
+
+Every failure is a :class:`pipeline.errors.RemotError` subclass that names the file and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.background import background_plate
+from pipeline.errors import RemotError
+from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person
+from pipeline.extract.decode import DecodeError, iter_frames, source_info, to_rgb
+from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
+from pipeline.labels import REGIONS
+from pipeline.params import Params
+from pipeline.parsing.merge import merge_layout, merge_lookup
+from pipeline.parsing.stage import Parser, make_parser
+from pipeline.pose.mediapipe_body25 import detection_rate, estimate_video, smooth_keypoints
+
+BACKGROUND_LABEL = REGIONS.index("background")
+BACKGROUND_RULE = ("the driving video's background plate (pipeline.background.background_plate: temporal median "
+                   "of the pixels outside the parsed person)")
+
+
+class NoPersonError(RemotError):
+    """No person was found in an input image or video."""
+
+
+class DrivingVideoError(RemotError):
+    """The driving video cannot be used (unreadable, too short, no person)."""
+
+
+@dataclass
+class PreparedSource:
+    """The cropped source image and what the networks need from it."""
+
+    path: Path
+    image: np.ndarray       # uint8 (H, W, 3) RGB crop
+    layout: np.ndarray      # uint8 (H, W) labels 0..5 in ``labels.REGIONS`` order
+    keypoints: np.ndarray   # float32 (25, 3) BODY_25 x, y (crop pixels), confidence
+    crop_box: CropBox       # in the original image's pixels
+
+
+@dataclass
+class PreparedDriving:
+    """The cropped driving video and what the networks need from it."""
+
+    path: Path
+    frames: list[np.ndarray]  # T x uint8 (H, W, 3) RGB crops
+    keypoints: np.ndarray     # float32 (T, 25, 3)
+    layouts: np.ndarray       # uint8 (T, H, W) labels 0..5
+    background: np.ndarray    # uint8 (H, W, 3) RGB plate
+    fps: float
+    crop_box: CropBox
+    detection_rate: float     # share of frames where MediaPipe found the person
+
+
+@dataclass
+class Preprocessor:
+    """The backends the params select, built once (the parser may load SCHP weights)."""
+
+    params: Params
+    parser: Parser
+    backends: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Params, root: Path) -> "Preprocessor":
+        parser = make_parser(params.parse, Path(root))
+        backends = {"person_box": DETECTOR_NAME, "parser": parser.name, "parser_notes": parser.notes,
+                    "merge": "params.merge", "background": BACKGROUND_RULE}
+        return cls(params, parser, backends)
+
+    # -------------------------------------------------------------------------------------------- source
+
+    def source(self, path: Path | str) -> PreparedSource:
+        """Read, crop, pose-estimate and parse the source image ``path``.
+
+        Raises :class:`NoPersonError` naming the file when MediaPipe finds no person (before or after the crop)
+        or the parser labels no person pixel.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise RemotError(f"source image {path} does not exist")
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise RemotError(f"source image {path} is not a readable image (PNG, JPEG, ...)")
+        rgb = to_rgb(raw)
+        cfg = self.params.extract
+        box, _ = clip_person_box([rgb])
+        if box is None:
+            raise NoPersonError(f"no person found in the source image {path}: use a photo of one person, whole "
+                                "body visible, not too small in the frame")
+        crop_box = crop_box_for_person(box, rgb.shape[1], rgb.shape[0], cfg.height, cfg.width, cfg.margin)
+        crop = apply_crop(rgb, crop_box, cfg.height, cfg.width, cfg.pad)
+        pose = estimate_video([crop], self.params.pose.model_complexity, self.params.pose.min_detection_confidence,
+                              static_image_mode=True)
+        self.backends["pose"] = pose.backend
+        if not pose.detected[0]:
+            raise NoPersonError(f"no person pose found in the cropped source image {path}: use a photo of one "
+                                "person, whole body visible")
+        layout = self._layout(crop, pose.keypoints[0], pose.person_masks[0])
+        if not (layout != BACKGROUND_LABEL).any():
+            raise NoPersonError(f"the parser ({self.parser.name}) found no person pixels in the source image "
+                                f"{path}: use a clearer photo of one person")
+        return PreparedSource(path, crop, layout, pose.keypoints[0], crop_box)
+
+    # -------------------------------------------------------------------------------------------- driving
+
+    def min_driving_frames(self) -> int:
+        """The shortest driving video accepted: ``extract.min_frames`` (as extraction), and at least 3 (t-2..t)."""
+        return max(3, self.params.extract.min_frames)
+
+    def driving(self, path: Path | str) -> PreparedDriving:
+        """Decode (``extract.fps``/``max_frames`` applied), crop, pose-estimate and parse the driving video.
+
+        Raises :class:`DrivingVideoError` naming the file when it cannot be decoded, is shorter than
+        :meth:`min_driving_frames`, or shows no person; and when the pose is found on fewer frames than
+        ``pose.min_detection_rate`` (the pose stage excludes such videos too).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DrivingVideoError(f"driving video {path} does not exist")
+        cfg = self.params.extract
+        try:
+            info = source_info(path, is_frame_folder=False)
+            frames = [frame for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames)]
+        except DecodeError as exc:
+            raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
+        minimum = self.min_driving_frames()
+        if not frames:
+            raise DrivingVideoError(f"driving video {path} is unreadable: no frame could be decoded (empty, "
+                                    "truncated or corrupt file, or an unsupported codec)")
+        if len(frames) < minimum:
+            raise DrivingVideoError(f"driving video {path} is too short: {len(frames)} frames, at least {minimum} "
+                                    "are needed (extract.min_frames)")
+        height, width = frames[0].shape[:2]
+        if any(f.shape[:2] != (height, width) for f in frames):
+            raise DrivingVideoError(f"driving video {path} changes frame size mid-stream; a clip must keep one size")
+        picks = np.linspace(0, len(frames) - 1, min(cfg.detect_frames, len(frames))).round().astype(int)
+        box, _ = clip_person_box([frames[i] for i in sorted(set(picks.tolist()))])
+        if box is None:
+            raise DrivingVideoError(f"no person found in the driving video {path} (checked {len(set(picks))} "
+                                    "frames): use a video of one person, whole body visible")
+        crop_box = crop_box_for_person(box, width, height, cfg.height, cfg.width, cfg.margin)
+        crops = [apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in frames]
+        pcfg = self.params.pose
+        pose = estimate_video(crops, pcfg.model_complexity, pcfg.min_detection_confidence)
+        self.backends["pose"] = pose.backend
+        rate = detection_rate(pose.detected)
+        if rate < pcfg.min_detection_rate:
+            raise DrivingVideoError(f"driving video {path}: the person's pose was found on {rate:.0%} of the frames, "
+                                    f"below pose.min_detection_rate ({pcfg.min_detection_rate:.0%})")
+        keypoints = pose.keypoints
+        if pcfg.smoothing_window > 1:
+            keypoints = smooth_keypoints(keypoints, pcfg.smoothing_window)
+        layouts = np.stack([self._layout(c, keypoints[t], pose.person_masks[t]) for t, c in enumerate(crops)])
+        try:
+            plate = background_plate(crops, [layout != BACKGROUND_LABEL for layout in layouts])
+        except ValueError as exc:
+            raise DrivingVideoError(f"driving video {path}: no background plate: {exc}") from None
+        return PreparedDriving(path, crops, keypoints.astype(np.float32), layouts, plate, float(
+            min(cfg.fps, info.native_fps) if cfg.fps else info.native_fps), crop_box, rate)
+
+    # -------------------------------------------------------------------------------------------- helpers
+
+    def _layout(self, rgb: np.ndarray, keypoints: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """ATR parsing of one crop merged to the 6 regions: uint8 (H, W) labels 0..5."""
+        labels = self.parser.parse(rgb, keypoints, mask)
+        return merge_layout(labels, merge_lookup(self.params.merge.classes)).astype(np.uint8)
