@@ -21,3 +21,10 @@ class WeightsNotFound(RemotError):
 
 class BadCheckpoint(RemotError):
     """A checkpoint file exists but does not match the network (wrong keys, class count or profile)."""
+
+
+class SkipVideo(Exception):
+    """One video cannot go through a stage; the message is the reason written to the stage's report.
+
+    Not a RemotError: it never reaches the user as a failure, only as a report line.
+    """

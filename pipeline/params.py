@@ -29,6 +29,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PreprocessParams(Section):
+    """Where the per-video work of the preprocessing stages runs (``pipeline/parallel.py``)."""
+
+    executor: Literal["inprocess", "processes", "dask"] = Field(
+        "inprocess", description="inprocess loop | local Dask worker processes | an existing Dask cluster")
+    workers: int = Field(2, ge=1, description="worker processes for executor 'processes'")
+    dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tcp://host:8786")
+
+    @model_validator(mode="after")
+    def _address(self) -> "PreprocessParams":
+        if self.executor == "dask" and not self.dask_address:
+            raise ValueError("preprocess.executor is 'dask': set preprocess.dask_address (e.g. tcp://host:8786)")
+        return self
+
+
 class DemoParams(Section):
     """The generated demo dataset (``remot demo-data``)."""
 
@@ -124,7 +139,8 @@ class TrainEpochs(Section):
 class TrainParams(Section):
     """Training of the three GAN stages (``pipeline.training``; Prefect flow ``remot/train`` and DVC train_*)."""
 
-    shards: str = Field("data/shards", description="shard folder (from `dvc repro shards`), relative to the root")
+    shards: str = Field("data/shards", description="shard folder (from `dvc repro shards`), relative to the root, "
+                        "or a WebDataset URL pattern / '::' list of the split's shards (pipe:, file:, s3://)")
     split: str = "train"
     out: str = Field("models", description="checkpoints go to <out>/<stage>/step-NNNNNN and <out>/<stage>/final")
     epochs: TrainEpochs = TrainEpochs()
@@ -192,6 +208,7 @@ def model_config(section: BaseModel):
 
 class Params(Section):
     data_root: str = "data"
+    preprocess: PreprocessParams = PreprocessParams()
     demo: DemoParams = DemoParams()
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     extract: ExtractParams = ExtractParams()

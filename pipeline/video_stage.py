@@ -19,14 +19,10 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline import atomic
 from pipeline.artifacts import VideoArtifacts, frame_name
-
-
-class SkipVideo(Exception):
-    """This video cannot go through the stage; the message is the reason written to the report."""
+from pipeline.errors import SkipVideo  # noqa: F401 (re-exported: stages raise it from here)
 
 
 @dataclass
@@ -38,9 +34,10 @@ class StageReport:
     skipped: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     videos: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the work on the engine (not of the reuse checks)
 
     def as_dict(self) -> dict:
-        return {"stage": self.stage, "dataset": self.dataset, "processed": self.processed,
+        return {"stage": self.stage, "dataset": self.dataset, "seconds": self.seconds, "processed": self.processed,
                 "reused": self.reused, "skipped": self.skipped, "removed": self.removed, "videos": self.videos,
                 "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
@@ -85,47 +82,57 @@ def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
 def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
                     upstream: Callable[[VideoArtifacts, dict], list[str]],
                     process: Callable[[VideoArtifacts, dict], dict],
-                    outputs: Callable[[VideoArtifacts], list[Path]], report_path: Path) -> StageReport:
+                    outputs: Callable[[VideoArtifacts], list[Path]], report_path: Path,
+                    engine=None) -> StageReport:
     """Run ``process`` over every extracted video of ``dataset``.
 
     ``stage_key``: fingerprint of the stage's own parameters and code version. ``upstream(video, meta)``
     returns the upstream identities the outputs depend on (raising SkipVideo when one is missing).
     ``outputs(video)`` lists the files/folders the stage writes for a video (removed with the video).
+    ``engine``: the ``preprocess`` params section (in-process when None); ``process`` must then be picklable.
     Raises RuntimeError when there were videos and none went through.
     """
+    from pipeline.parallel import run_all
+
     data_root = Path(data_root)
     report = StageReport(stage, dataset)
     stage_dir = data_root / stage / dataset
     atomic.remove_stale_temps(stage_dir)
     frames_dir = data_root / "frames" / dataset
     names = sorted(p.name for p in frames_dir.iterdir() if (p / "meta.json").is_file()) if frames_dir.is_dir() else []
-    progress = tqdm(names, desc=f"{stage} {dataset}", unit="video", disable=None)
-    for name in progress:
+    todo: list[tuple[VideoArtifacts, dict, str]] = []
+    for name in names:  # cheap checks here; the work itself goes to the engine
         video = VideoArtifacts(data_root, dataset, name)
         key = f"{dataset}/{name}"
-        progress.set_postfix_str(name)
         try:
             meta = json.loads(video.frames_meta.read_text())
             sources = [frames_identity(meta), *upstream(video, meta)]
-            digest = hashlib.sha256(json.dumps([stage_key, sources]).encode()).hexdigest()[:24]
-            old = read_stamp(data_root, stage, dataset, name)
-            if old and old.get("digest") == digest and all(p.exists() for p in outputs(video)):
-                report.reused.append(key)
-                report.videos[key] = old.get("info", {})
-                continue
-            stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
-            started = time.perf_counter()
-            info = process(video, meta)
-            info["seconds"] = round(time.perf_counter() - started, 3)
-            atomic.write_json(stamp_path(data_root, stage, dataset, name), {"digest": digest, "info": info})
-            report.processed.append(key)
-            report.videos[key] = info
-        except SkipVideo as exc:
-            report.skipped[key] = str(exc)
-            tqdm.write(f"{stage}: skipped {key}: {exc}")
-        except Exception as exc:  # one bad video never sinks the dataset run
-            report.skipped[key] = f"{type(exc).__name__}: {exc}"
-            tqdm.write(f"{stage}: skipped {key}: {type(exc).__name__}: {exc}")
+        except (SkipVideo, OSError, ValueError, KeyError) as exc:
+            report.skipped[key] = str(exc) if isinstance(exc, SkipVideo) else f"{type(exc).__name__}: {exc}"
+            continue
+        digest = hashlib.sha256(json.dumps([stage_key, sources]).encode()).hexdigest()[:24]
+        old = read_stamp(data_root, stage, dataset, name)
+        if old and old.get("digest") == digest and all(p.exists() for p in outputs(video)):
+            report.reused.append(key)
+            report.videos[key] = old.get("info", {})
+            continue
+        stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
+        todo.append((video, meta, digest))
+    started = time.perf_counter()
+    outcomes = run_all(process, [(video, meta) for video, meta, _ in todo],
+                       engine.executor if engine else "inprocess", engine.workers if engine else 1,
+                       engine.dask_address if engine else None, name=f"{stage}-{dataset}")
+    for (video, _, digest), outcome in zip(todo, outcomes):
+        key = f"{dataset}/{video.video}"
+        if outcome.skipped is not None:
+            report.skipped[key] = outcome.skipped
+            continue
+        atomic.write_json(stamp_path(data_root, stage, dataset, video.video), {"digest": digest, "info": outcome.info})
+        report.processed.append(key)
+        report.videos[key] = outcome.info
+    report.seconds = round(time.perf_counter() - started, 3)
+    for key, reason in report.skipped.items():
+        print(f"{stage}: skipped {key}: {reason}")
     # Skipped or vanished videos must not leave outputs that later stages would consume.
     keep = set(names) - {k.split("/", 1)[1] for k in report.skipped}
     stamped = {p.name[: -len(".stamp.json")] for p in stage_dir.glob("*.stamp.json")} if stage_dir.is_dir() else set()

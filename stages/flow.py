@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from functools import partial
 
-from pipeline.flow.select import make_flow_backend
-from pipeline.flow.stage import flow_video
+from pipeline.flow.stage import FlowSpec, flow_backend, flow_video
 from pipeline.stage_cli import StageContext, stage_main, summary
 from pipeline.video_stage import run_video_stage
 
@@ -14,11 +13,12 @@ from pipeline.video_stage import run_video_stage
 def body(ctx: StageContext) -> str:
     cfg = ctx.params.flow
     weights = {"flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
-    backend, notes = make_flow_backend(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
+    spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
+    backend, notes = flow_backend(spec)
     print("\n".join(notes))
     report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",
-                             lambda video, meta: [], partial(flow_video, backend=backend),
-                             lambda video: [video.flow_file], ctx.report_path("flow"))
+                             lambda video, meta: [], partial(flow_video, spec=spec),
+                             lambda video: [video.flow_file], ctx.report_path("flow"), ctx.params.preprocess)
     return summary("flow", ctx.dataset, report.as_dict()["counts"], ctx.report_path("flow"))
 
 

@@ -16,7 +16,7 @@ def body(ctx: StageContext) -> str:
     report = run_video_stage("parsing", ctx.dataset, ctx.data_root, f"parse-v1:{parser.name}",
                              lambda video, meta: [upstream_stamp(ctx.data_root, "pose", video)],
                              partial(parse_video, parser=parser), lambda video: [video.parsing_dir],
-                             ctx.report_path("parse"))
+                             ctx.report_path("parse"), ctx.params.preprocess)
     return summary("parse", ctx.dataset, report.as_dict()["counts"], ctx.report_path("parse"))
 
 

@@ -14,7 +14,7 @@ def body(ctx: StageContext) -> str:
     cfg = ctx.params.pose
     report = run_video_stage("pose", ctx.dataset, ctx.data_root, "pose-v1:" + section_fingerprint(cfg),
                              lambda video, meta: [], partial(pose_video, cfg=cfg), pose_outputs,
-                             ctx.report_path("pose"))
+                             ctx.report_path("pose"), ctx.params.preprocess)
     return summary("pose", ctx.dataset, report.as_dict()["counts"], ctx.report_path("pose"))
 
 

@@ -10,14 +10,12 @@ import hashlib
 import json
 import platform
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline import atomic
 from pipeline.artifacts import VideoArtifacts, frame_name
@@ -145,35 +143,42 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
 
 
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
-                   min_frames: int, report_path: Path) -> ExtractReport:
-    """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded."""
+                   min_frames: int, report_path: Path, engine=None) -> ExtractReport:
+    """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
+
+    ``engine``: the ``preprocess`` params section (see ``pipeline/parallel.py``); in-process when None.
+    """
+    from pipeline.parallel import run_all
+
     params_hash = section_fingerprint(cfg) + f"-min{min_frames}"
     report = ExtractReport()
     dataset_dir = Path(data_root) / "frames" / dataset
     atomic.remove_stale_temps(dataset_dir)
-    progress = tqdm(videos, desc="extract", unit="video", disable=None)
-    for video in progress:
+    todo = []
+    for video in videos:
         key = f"{video.dataset}/{video.video}"
         out = VideoArtifacts(Path(data_root), video.dataset, video.video)
-        progress.set_postfix_str(key)
-        started = time.perf_counter()
         try:
             meta = _up_to_date(video, out.frames_meta, params_hash)
-            if meta is not None:
-                if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
-                    atomic.write_json(out.frames_meta, {**meta, "split": video.split})
-                report.reused.append(key)
-                continue
-            extract_video(video, out, cfg, params_hash, min_frames)
-            report.processed.append(key)
-        except SkipVideo as exc:
-            report.skipped[key] = str(exc)
-            tqdm.write(f"skipped {key}: {exc}")
-        except Exception as exc:  # one bad video never sinks the dataset run
+        except OSError as exc:
             report.skipped[key] = f"{type(exc).__name__}: {exc}"
-            tqdm.write(f"skipped {key}: {type(exc).__name__}: {exc}")
+            continue
+        if meta is None:
+            todo.append((video, out, cfg, params_hash, min_frames))
+            continue
+        if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
+            atomic.write_json(out.frames_meta, {**meta, "split": video.split})
+        report.reused.append(key)
+    outcomes = run_all(extract_video, todo, engine.executor if engine else "inprocess",
+                       engine.workers if engine else 1, engine.dask_address if engine else None,
+                       name=f"extract-{dataset}")
+    for (video, *_), outcome in zip(todo, outcomes):
+        key = f"{video.dataset}/{video.video}"
+        if outcome.skipped is not None:
+            report.skipped[key] = outcome.skipped
+            print(f"extract: skipped {key}: {outcome.skipped}")
         else:
-            progress.set_postfix_str(f"{key} {time.perf_counter() - started:.1f}s")
+            report.processed.append(key)
     # Outputs of videos no longer registered (or now skipped) would otherwise flow into later stages.
     keep = {v.video for v in videos} - {k.split("/", 1)[1] for k in report.skipped}
     if dataset_dir.is_dir():

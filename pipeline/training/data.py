@@ -50,8 +50,16 @@ class ResumableWindows(WindowDataset):
                 yield decode_sample(sample, self.pose_thickness)
 
 
-def training_urls(shard_dir: Path, split: str) -> list[str]:
-    """Shard URLs of ``split`` or :class:`MissingShards` naming the command that makes them."""
+def is_shard_url(source: str) -> bool:
+    """``train.shards`` names URLs (``pipe:...``, ``file:...``, ``s3://...``) rather than a local shard folder."""
+    return "://" in source or source.startswith(("pipe:", "file:"))
+
+
+def training_urls(shard_dir: Path | str, split: str) -> list[str]:
+    """Shard URLs of ``split`` (a local shard folder's ``<split>/*.tar``, or a WebDataset URL pattern / ``::``
+    list taken as is) or :class:`MissingShards` naming the command that makes them."""
+    if isinstance(shard_dir, str) and is_shard_url(shard_dir):
+        return shard_urls(shard_dir)
     try:
         return shard_urls(Path(shard_dir), split)
     except FileNotFoundError:

@@ -45,7 +45,7 @@ from pipeline.errors import RemotError
 from pipeline.loader import derive_seed
 from pipeline.params import Params, model_config, section_fingerprint
 from pipeline.training import state as ckpt
-from pipeline.training.data import ResumableWindows, epoch_batches, training_urls
+from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
 from pipeline.training.steps import STAGES, NonFiniteLoss, StageSteps, build_steps
 
@@ -193,10 +193,17 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     rank, world, local_rank = init_distributed("cuda" if tp.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = choose_device(tp.device, local_rank)
     paths = StagePaths.of(params, root, stage)
-    shard_dir = root / tp.shards
-    urls = training_urls(shard_dir, tp.split)
-    manifest_sha = file_sha256(shard_dir / "manifest.parquet")
-    steps_per_epoch = tp.steps_per_epoch or max(1, split_size(shard_dir, tp.split) // (tp.batch_size * world))
+    if is_shard_url(tp.shards):  # object storage etc.: the URLs name the split's shards directly
+        urls, manifest_sha = training_urls(tp.shards, tp.split), None
+        if tp.steps_per_epoch is None:
+            raise RemotError(f"train.shards is a URL ({tp.shards!r}): set train.steps_per_epoch, since the "
+                             "manifest that counts the samples of a split is only read from a local shard folder")
+        steps_per_epoch = tp.steps_per_epoch
+    else:
+        shard_dir = root / tp.shards
+        urls = training_urls(shard_dir, tp.split)
+        manifest_sha = file_sha256(shard_dir / "manifest.parquet")
+        steps_per_epoch = tp.steps_per_epoch or max(1, split_size(shard_dir, tp.split) // (tp.batch_size * world))
     epochs = getattr(tp.epochs, stage)
     total = epochs * steps_per_epoch
     fingerprint = run_fingerprint(params, manifest_sha, world)

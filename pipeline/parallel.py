@@ -1,0 +1,69 @@
+"""Fan per-video work out on an existing engine: in-process, local worker processes, or a Dask cluster.
+
+``preprocess.executor`` in params.yaml picks the engine; the stage code is the same for all three:
+
+* ``inprocess`` — a plain loop (no Prefect, no extra processes; the default, and the fastest for small data);
+* ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
+  single-threaded worker processes (prefect-dask's ``DaskTaskRunner``);
+* ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tcp://host:8786``).
+
+Work functions must be picklable (module-level functions, ``functools.partial`` of them), and every failure is
+returned as a value rather than raised, so one bad video never fails the flow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pipeline.errors import SkipVideo
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item: ``info`` when it went through, else ``skipped`` (the reason)."""
+
+    info: dict | None = None
+    skipped: str | None = None
+
+
+def call(fn: Callable[..., dict], *args: Any) -> Outcome:
+    started = time.perf_counter()
+    try:
+        info = fn(*args)
+        return Outcome(info={**info, "seconds": round(time.perf_counter() - started, 3)})
+    except SkipVideo as exc:
+        return Outcome(skipped=str(exc))
+    except Exception as exc:  # one bad video never sinks the dataset run
+        return Outcome(skipped=f"{type(exc).__name__}: {exc}")
+
+
+def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "inprocess", workers: int = 2,
+            address: str | None = None, name: str = "preprocess") -> list[Outcome]:
+    """``fn(*item)`` for every item, in order, on the chosen engine; returns one Outcome per item."""
+    if executor == "inprocess" or not items:
+        from tqdm import tqdm
+
+        return [call(fn, *item) for item in tqdm(items, desc=name, unit="video", disable=None)]
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    if executor == "dask":
+        if not address:
+            raise ValueError("preprocess.executor is 'dask' but preprocess.dask_address is not set")
+        runner = DaskTaskRunner(address=address)
+    else:
+        # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                                "dashboard_address": None})
+
+    @task(name=f"{name}-video")
+    def one(item: tuple) -> Outcome:
+        return call(fn, *item)
+
+    @flow(name=name, task_runner=runner, log_prints=False)
+    def fan_out() -> list[Outcome]:
+        futures = [one.submit(item) for item in items]
+        return [future.result() for future in futures]
+
+    return fan_out()

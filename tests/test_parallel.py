@@ -1,0 +1,56 @@
+"""The same stage code on the parallel engine (a Prefect flow on a local Dask cluster) gives the same outputs
+as the in-process loop, keeps order, and turns a bad video into a report line."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from pipeline.datasets import scan_dataset
+from pipeline.errors import SkipVideo
+from pipeline.extract.run import run_extraction
+from pipeline.params import DatasetSpec, ExtractParams, PreprocessParams, ParamsError, validate_params
+from pipeline.parallel import run_all
+
+
+def square_or_skip(x: int) -> dict:
+    if x == 2:
+        raise SkipVideo("two is bad")
+    if x == 3:
+        raise ZeroDivisionError("three breaks")
+    return {"x": x * x, "pid": os.getpid()}
+
+
+def test_inprocess_keeps_order_and_reports_failures():
+    outcomes = run_all(square_or_skip, [(i,) for i in range(5)])
+    assert [o.info["x"] if o.info else o.skipped for o in outcomes] == [0, 1, "two is bad",
+                                                                        "ZeroDivisionError: three breaks", 16]
+
+
+def test_dask_executor_needs_an_address():
+    with pytest.raises(ParamsError, match="dask_address"):
+        validate_params({"preprocess": {"executor": "dask"}})
+
+
+@pytest.mark.timeout(600)
+def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media, monkeypatch):
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    root = tmp_path / "clips"
+    root.mkdir()
+    for video in media["videos"][:2]:
+        shutil.copy(video, root / video.name)
+    (root / "broken.mp4").write_bytes(b"not a video")
+    videos = scan_dataset("clips", DatasetSpec(kind="folder", path=str(root))).videos
+    cfg = ExtractParams(detect_frames=4, max_frames=12)
+    serial = run_extraction("clips", videos, tmp_path / "a", cfg, 8, tmp_path / "a.json")
+    engine = PreprocessParams(executor="processes", workers=2)
+    parallel = run_extraction("clips", videos, tmp_path / "b", cfg, 8, tmp_path / "b.json", engine)
+    assert sorted(parallel.processed) == sorted(serial.processed) and len(serial.processed) == 2
+    assert "broken" in next(iter(parallel.skipped)) and "cannot open" in next(iter(parallel.skipped.values()))
+    for video in ("a", "b"):
+        assert len(list((tmp_path / video / "frames" / "clips").rglob("*.png"))) == 24
+    for png in sorted((tmp_path / "a" / "frames" / "clips").rglob("*.png")):
+        twin = tmp_path / "b" / png.relative_to(tmp_path / "a")
+        assert twin.read_bytes() == png.read_bytes()
