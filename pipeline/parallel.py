@@ -39,12 +39,22 @@ def call(fn: Callable[..., dict], *args: Any) -> Outcome:
 
 
 def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "inprocess", workers: int = 2,
-            address: str | None = None, name: str = "preprocess") -> list[Outcome]:
-    """``fn(*item)`` for every item, in order, on the chosen engine; returns one Outcome per item."""
+            address: str | None = None, name: str = "preprocess",
+            on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """``fn(*item)`` for every item on the chosen engine; returns one Outcome per item, in item order.
+
+    ``on_done(index, outcome)`` runs in this process as each item's outcome arrives (in item order), so a
+    caller can record finished work right away: a run killed later keeps what was done.
+    """
+    def done(index: int, outcome: Outcome) -> Outcome:
+        if on_done is not None:
+            on_done(index, outcome)
+        return outcome
+
     if executor == "inprocess" or not items:
         from tqdm import tqdm
 
-        return [call(fn, *item) for item in tqdm(items, desc=name, unit="video", disable=None)]
+        return [done(i, call(fn, *item)) for i, item in enumerate(tqdm(items, desc=name, unit="video", disable=None))]
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
@@ -64,6 +74,6 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "in
     @flow(name=name, task_runner=runner, log_prints=False)
     def fan_out() -> list[Outcome]:
         futures = [one.submit(item) for item in items]
-        return [future.result() for future in futures]
+        return [done(i, future.result()) for i, future in enumerate(futures)]
 
     return fan_out()

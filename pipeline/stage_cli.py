@@ -41,7 +41,7 @@ def stage_main(description: str, body: Callable[[StageContext], str], argv: list
     except RemotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:  # every video failed; or the disk is full / unwritable
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -118,18 +118,20 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
             continue
         stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
         todo.append((video, meta, digest))
-    started = time.perf_counter()
-    outcomes = run_all(process, [(video, meta) for video, meta, _ in todo],
-                       engine.executor if engine else "inprocess", engine.workers if engine else 1,
-                       engine.dask_address if engine else None, name=f"{stage}-{dataset}")
-    for (video, _, digest), outcome in zip(todo, outcomes):
+    def record(index: int, outcome) -> None:  # as each video finishes: a later kill keeps its stamp
+        video, _, digest = todo[index]
         key = f"{dataset}/{video.video}"
         if outcome.skipped is not None:
             report.skipped[key] = outcome.skipped
-            continue
+            return
         atomic.write_json(stamp_path(data_root, stage, dataset, video.video), {"digest": digest, "info": outcome.info})
         report.processed.append(key)
         report.videos[key] = outcome.info
+
+    started = time.perf_counter()
+    run_all(process, [(video, meta) for video, meta, _ in todo], engine.executor if engine else "inprocess",
+            engine.workers if engine else 1, engine.dask_address if engine else None, name=f"{stage}-{dataset}",
+            on_done=record)
     report.seconds = round(time.perf_counter() - started, 3)
     for key, reason in report.skipped.items():
         print(f"{stage}: skipped {key}: {reason}")

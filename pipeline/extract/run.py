@@ -100,9 +100,9 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
         n_total = sum(1 for _ in iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
                                              cfg.max_frames))
         if n_total == 0:
-            raise SkipVideo("no frames could be decoded (empty, truncated or corrupt file)")
+            raise SkipVideo(f"{video.source}: no frames could be decoded (empty, truncated or corrupt file)")
         if n_total < min_frames:
-            raise SkipVideo(f"only {n_total} frames after resampling; at least {min_frames} are needed "
+            raise SkipVideo(f"{video.source}: only {n_total} frames after resampling; at least {min_frames} are needed "
                             "(extract.min_frames, at least one training window)")
         wanted = set(np.linspace(0, n_total - 1, min(cfg.detect_frames, n_total)).round().astype(int).tolist())
         samples = [f for k, (_, f) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
@@ -110,7 +110,8 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
         height, width = samples[0].shape[:2]
         person, n_found = clip_person_box(samples)
         if person is None:
-            raise SkipVideo(f"no person found on any of {len(samples)} sampled frames")
+            raise SkipVideo(f"{video.source}: no person found on any of {len(samples)} sampled frames "
+                            "(is the person fully visible? a video of several people or none cannot be used)")
         box = crop_box_for_person(person, width, height, cfg.height, cfg.width, cfg.margin)
         # Pass 2: crop and write.
         with atomic.replace_dir(out.frames_dir) as tmp:
@@ -118,7 +119,7 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
             for k, (index, frame) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
                                                            cfg.fps, cfg.max_frames)):
                 if frame.shape[:2] != (height, width):
-                    raise SkipVideo(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                    raise SkipVideo(f"{video.source}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was "
                                     f"{width}x{height}: a clip must keep one size")
                 crop = apply_crop(frame, box, cfg.height, cfg.width, cfg.pad)
                 cv2.imwrite(str(tmp / frame_name(k)), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),

@@ -160,9 +160,18 @@ def run_fingerprint(params: Params, manifest_sha: str | None, world: int) -> str
 
 
 def read_log(path: Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    """The per-step loss rows. The log is appended step by step, so a crash or a full disk can leave its
+    last line half-written: that line is dropped (its step is redone on resume); a bad line elsewhere is an error."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise RemotError(f"{path}: line {number} is not JSON; the loss log is damaged") from None
     return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
 
 
