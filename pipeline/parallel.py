@@ -25,17 +25,20 @@ class Outcome:
 
     info: dict | None = None
     skipped: str | None = None
+    started: float = 0.0  # wall-clock (time.time) span of the work, wherever it ran: for throughput figures
+    finished: float = 0.0
 
 
 def call(fn: Callable[..., dict], *args: Any) -> Outcome:
-    started = time.perf_counter()
+    started = time.time()
     try:
         info = fn(*args)
-        return Outcome(info={**info, "seconds": round(time.perf_counter() - started, 3)})
+        return Outcome(info={**info, "seconds": round(time.time() - started, 3)}, started=started,
+                       finished=time.time())
     except SkipVideo as exc:
-        return Outcome(skipped=str(exc))
+        return Outcome(skipped=str(exc), started=started, finished=time.time())
     except Exception as exc:  # one bad video never sinks the dataset run
-        return Outcome(skipped=f"{type(exc).__name__}: {exc}")
+        return Outcome(skipped=f"{type(exc).__name__}: {exc}", started=started, finished=time.time())
 
 
 def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "inprocess", workers: int = 2,

@@ -19,6 +19,7 @@ def body(ctx: StageContext) -> str:
     parsers = sorted({v.get("parser") for v in parse_report["videos"].values()})
     pose_report = json.loads((ctx.root / "reports" / "pose" / f"{ctx.dataset}.json").read_text())
     pose_backends = sorted({v.get("backend") for v in pose_report["videos"].values()})
+    rates = [v["detection_rate"] for v in pose_report["videos"].values() if "detection_rate" in v]
     scores = evaluate_dataset(data_root, ctx.dataset, ctx.root / ctx.params.demo.out / "ground_truth",
                               ctx.params.merge.classes)
     notes = sorted({v.get("notes", "") for v in parse_report["videos"].values()})
@@ -27,6 +28,9 @@ def body(ctx: StageContext) -> str:
         "dataset": ctx.dataset, "parser": parsers, "pose_backend": pose_backends,
         "layout_miou": round(scores["mean"]["miou"], 4), "pose_pck@0.1": round(scores["mean"]["pck@0.1"], 4),
         "videos": len(scores["videos"]),
+        # how often MediaPipe finds the person per frame (videos excluded by the pose stage are not counted)
+        "pose_detection_rate": round(sum(rates) / len(rates), 4) if rates else None,
+        "pose_excluded_videos": len(pose_report.get("skipped", {})),
         "schp": "measured" if schp_ran else f"not measured: {'; '.join(notes)}",
     }
     atomic.write_json(ctx.root / "metrics" / "perception.json", metrics)

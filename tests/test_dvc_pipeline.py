@@ -63,6 +63,7 @@ def test_whole_dag_runs_and_is_then_up_to_date(project):
     perception = json.loads((project / "metrics" / "perception.json").read_text())
     assert perception["parser"] == ["offline-mediapipe-geometry-v1"] and "weights file" in perception["schp"]
     assert perception["layout_miou"] > 0.5 and perception["pose_pck@0.1"] > 0.5  # sanity, not quality: see metrics
+    assert perception["pose_detection_rate"] >= 0.9 and perception["pose_excluded_videos"] == 0
     assert sorted(p.name for p in (project / "reports" / "qa" / "demo").glob("*.png")) == [
         "demo_00_walk.png", "demo_01_wave.png"]
     status = _run([DVC, "status", *PREPROCESSING], project)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import pkgutil
 import platform
@@ -59,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
                          "notes": f"{type(exc).__name__}: {exc}"})
             traceback.print_exc()
         print(f"bench {module}: {time.perf_counter() - started:.1f}s", flush=True)
+    out = Path(args.out)
+    if args.only and (out / "results.json").is_file():  # a partial run updates its areas, keeps the others
+        previous = json.loads((out / "results.json").read_text())["rows"]
+        ran = {row["area"] for row in rows} | set(args.only)
+        rows = [row for row in previous if row.get("area") not in ran] + rows
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "quick": not args.full,
                "rows": rows}
-    out = Path(args.out)
     atomic.write_json(out / "results.json", results)
     atomic.write_bytes(out / "results.md", markdown(results).encode())
     print(markdown(results))

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.background import background_plate
-from pipeline.errors import RemotError
+from pipeline.errors import RemotError, SkipVideo
 from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info, to_rgb
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
@@ -32,7 +32,8 @@ from pipeline.labels import REGIONS
 from pipeline.params import Params
 from pipeline.parsing.merge import merge_layout, merge_lookup
 from pipeline.parsing.stage import Parser, make_parser
-from pipeline.pose.mediapipe_body25 import detection_rate, estimate_video, smooth_keypoints
+from pipeline.pose.mediapipe_body25 import estimate_video
+from pipeline.pose.stage import pose_for_frames
 
 BACKGROUND_LABEL = REGIONS.index("background")
 BACKGROUND_RULE = ("the driving video's background plate (pipeline.background.background_plate: temporal median "
@@ -160,16 +161,11 @@ class Preprocessor:
                                     "frames): use a video of one person, whole body visible")
         crop_box = crop_box_for_person(box, width, height, cfg.height, cfg.width, cfg.margin)
         crops = [apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in frames]
-        pcfg = self.params.pose
-        pose = estimate_video(crops, pcfg.model_complexity, pcfg.min_detection_confidence)
+        try:
+            pose, keypoints, rate = pose_for_frames(crops, self.params.pose)
+        except SkipVideo as exc:
+            raise DrivingVideoError(f"driving video {path}: {exc}") from None
         self.backends["pose"] = pose.backend
-        rate = detection_rate(pose.detected)
-        if rate < pcfg.min_detection_rate:
-            raise DrivingVideoError(f"driving video {path}: the person's pose was found on {rate:.0%} of the frames, "
-                                    f"below pose.min_detection_rate ({pcfg.min_detection_rate:.0%})")
-        keypoints = pose.keypoints
-        if pcfg.smoothing_window > 1:
-            keypoints = smooth_keypoints(keypoints, pcfg.smoothing_window)
         layouts = np.stack([self._layout(c, keypoints[t], pose.person_masks[t]) for t, c in enumerate(crops)])
         try:
             plate = background_plate(crops, [layout != BACKGROUND_LABEL for layout in layouts])

@@ -52,7 +52,8 @@ def train_stage(stage: str, params_path: str) -> dict[str, Any]:
         key=f"train-{stage}-losses",
         table=[{"term": k, "value": round(v, 6)} for k, v in sorted(result.final_losses.items())],
         description=f"{stage}: mean losses over the last epoch ({result.steps} steps, "
-                    f"{result.steps_per_s:.2f} steps/s)")
+                    + (f"{result.steps_per_s:.2f} steps/s)" if result.steps_per_s is not None
+                       else "already trained)"))
     png = base64.b64encode(Path(result.grid_path).read_bytes()).decode()
     create_markdown_artifact(
         key=f"train-{stage}-samples",

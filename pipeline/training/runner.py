@@ -68,7 +68,7 @@ class StageResult:
     plot_path: Path | None
     grid_path: Path | None
     final_losses: dict[str, float] = field(default_factory=dict)
-    steps_per_s: float = 0.0
+    steps_per_s: float | None = None  # over the steps this run executed
     resumed_from: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -295,7 +295,8 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     finally:
         bar.close()
     elapsed = time.perf_counter() - loop_start
-    steps_per_s = (state.step - start_step) / elapsed if state.step > start_step and elapsed > 0 else 0.0
+    # None when this run had nothing left to do (resumed at the final step): there is no speed to report
+    steps_per_s = (state.step - start_step) / elapsed if state.step > start_step and elapsed > 0 else None
     state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(backends)]
     result = StageResult(stage=stage, steps=state.step, final_dir=None, metrics_path=None, plot_path=None,
                          grid_path=None, steps_per_s=steps_per_s, resumed_from=resumed_from)
@@ -421,8 +422,9 @@ def stage_cli(stage: str, argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         result = run_stage(stage, params, Path(args.params).resolve().parent, stop_after=args.stop_after)
         if result.metrics_path is not None:
-            print(f"train {stage}: {result.steps} steps, {result.steps_per_s:.2f} steps/s; "
-                  f"metrics in {result.metrics_path}")
+            speed = (f"{result.steps_per_s:.2f} steps/s" if result.steps_per_s is not None
+                     else "already trained, nothing left to run")
+            print(f"train {stage}: {result.steps} steps, {speed}; metrics in {result.metrics_path}")
         return 0
     except StoppedEarly as exc:
         print(str(exc), file=sys.stderr)
