@@ -54,3 +54,18 @@ def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media,
     for png in sorted((tmp_path / "a" / "frames" / "clips").rglob("*.png")):
         twin = tmp_path / "b" / png.relative_to(tmp_path / "a")
         assert twin.read_bytes() == png.read_bytes()
+
+
+@pytest.mark.timeout(300)
+def test_dask_cluster_address_runs_the_work_there(tmp_path, monkeypatch):
+    """executor 'dask': the flow's tasks run on an existing cluster (here a LocalCluster started by the test)."""
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        outcomes = run_all(square_or_skip, [(i,) for i in range(4)], "dask", address=cluster.scheduler_address)
+    assert [o.info["x"] if o.info else o.skipped for o in outcomes] == [0, 1, "two is bad",
+                                                                        "ZeroDivisionError: three breaks"]
+    pids = {o.info["pid"] for o in outcomes if o.info}
+    assert os.getpid() not in pids and len(pids) == 1  # all on the cluster's single worker process
