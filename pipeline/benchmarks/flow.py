@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline.benchmarks._threads import limited_threads
 from pipeline.flow.base import FlowBackend
 from pipeline.flow.dis import DIS_PRESETS, DisFlowBackend
 
@@ -79,12 +80,7 @@ def run(quick: bool = True) -> list[dict]:
     """Benchmark rows (see module doc). Quick mode: 1 CPU thread, few repeats, RAFT-large on CUDA only."""
     rows = []
     pair = _frame_pair()
-    previous_threads = torch.get_num_threads()
-    cv2_threads = cv2.getNumThreads()
-    if quick:
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-    try:
+    with limited_threads(quick):
         for preset in DIS_PRESETS:
             backend = DisFlowBackend(preset)
             ms = _ms_per_call(backend, pair, repeats=5 if quick else 50)
@@ -94,9 +90,6 @@ def run(quick: bool = True) -> list[dict]:
             rows += _network_rows(torch.device("cpu"), repeats=1 if quick else 5, include_raft_large=not quick)
             if torch.cuda.is_available():
                 rows += _network_rows(torch.device("cuda"), repeats=5 if quick else 20, include_raft_large=True)
-    finally:
-        torch.set_num_threads(previous_threads)
-        cv2.setNumThreads(cv2_threads)
     return rows
 
 

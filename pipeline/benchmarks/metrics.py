@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline.benchmarks._threads import limited_threads
+
 HEIGHT, WIDTH = 256, 192
 
 
@@ -49,16 +51,12 @@ def run(quick: bool = True) -> list[dict]:
     from pipeline.metrics.tcm import real_video_flow, tcm
 
     repeats = 3 if quick else 20
-    previous_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
-    if quick:
-        torch.set_num_threads(1)
-        cv2.setNumThreads(1)
-    cpu = f"cpu ({torch.get_num_threads()} threads)"
     generated, real = _pair()
     mask = np.zeros((HEIGHT, WIDTH), bool)
     mask[30:230, 40:150] = True
     rows = []
-    try:
+    with limited_threads(quick):
+        cpu = f"cpu ({torch.get_num_threads()} threads)"
         rows.append(_row("ssim ms/pair", _median_ms(lambda: ssim(generated, real), repeats), "ms", cpu,
                          f"{HEIGHT}x{WIDTH} RGB uint8, float64 separable Gaussian"))
         rows.append(_row("psnr ms/pair", _median_ms(lambda: psnr(generated, real), repeats), "ms", cpu,
@@ -114,9 +112,6 @@ def run(quick: bool = True) -> list[dict]:
         frechet_distance(a.mean(0), s1, b.mean(0), s2)
         rows.append(_row(f"frechet distance ms (d={dim})", (time.perf_counter() - start) * 1000.0, "ms", "cpu",
                          "scipy.linalg.sqrtm, once per FID; cost grows as d^3 (FID uses d=2048)"))
-    finally:
-        torch.set_num_threads(previous_threads)
-        cv2.setNumThreads(cv2_threads)
     return rows
 
 
