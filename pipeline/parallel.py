@@ -41,10 +41,10 @@ def call(fn: Callable[..., dict], *args: Any) -> Outcome:
         return Outcome(skipped=f"{type(exc).__name__}: {exc}", started=started, finished=time.time())
 
 
-def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "inprocess", workers: int = 2,
-            address: str | None = None, name: str = "preprocess",
+def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None, name: str = "preprocess",
             on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
-    """``fn(*item)`` for every item on the chosen engine; returns one Outcome per item, in item order.
+    """``fn(*item)`` for every item on ``engine`` (the ``preprocess`` params section: executor, workers,
+    dask_address; None = in-process); returns one Outcome per item, in item order.
 
     ``on_done(index, outcome)`` runs in this process as each item's outcome arrives (in item order), so a
     caller can record finished work right away: a run killed later keeps what was done.
@@ -54,6 +54,7 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "in
             on_done(index, outcome)
         return outcome
 
+    executor = engine.executor if engine is not None else "inprocess"
     if executor == "inprocess" or not items:
         from tqdm import tqdm
 
@@ -61,14 +62,12 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], executor: str = "in
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
-    if executor == "dask":
-        if not address:
-            raise ValueError("preprocess.executor is 'dask' but preprocess.dask_address is not set")
-        runner = DaskTaskRunner(address=address)
+    if executor == "dask":  # the params schema guarantees an address
+        runner = DaskTaskRunner(address=engine.dask_address)
     else:
         # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
-        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                                "dashboard_address": None})
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
+                                                "processes": True, "dashboard_address": None})
 
     @task(name=f"{name}-video")
     def one(item: tuple) -> Outcome:

@@ -118,6 +118,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
             continue
         stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
         todo.append((video, meta, digest))
+
     def record(index: int, outcome) -> None:  # as each video finishes: a later kill keeps its stamp
         video, _, digest = todo[index]
         key = f"{dataset}/{video.video}"
@@ -129,9 +130,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         report.videos[key] = outcome.info
 
     started = time.perf_counter()
-    run_all(process, [(video, meta) for video, meta, _ in todo], engine.executor if engine else "inprocess",
-            engine.workers if engine else 1, engine.dask_address if engine else None, name=f"{stage}-{dataset}",
-            on_done=record)
+    run_all(process, [(video, meta) for video, meta, _ in todo], engine, name=f"{stage}-{dataset}", on_done=record)
     report.seconds = round(time.perf_counter() - started, 3)
     for key, reason in report.skipped.items():
         print(f"{stage}: skipped {key}: {reason}")

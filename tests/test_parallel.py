@@ -64,7 +64,8 @@ def test_dask_cluster_address_runs_the_work_there(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        outcomes = run_all(square_or_skip, [(i,) for i in range(4)], "dask", address=cluster.scheduler_address)
+        engine = PreprocessParams(executor="dask", dask_address=cluster.scheduler_address)
+        outcomes = run_all(square_or_skip, [(i,) for i in range(4)], engine)
     assert [o.info["x"] if o.info else o.skipped for o in outcomes] == [0, 1, "two is bad",
                                                                         "ZeroDivisionError: three breaks"]
     pids = {o.info["pid"] for o in outcomes if o.info}

@@ -16,7 +16,7 @@ from pipeline.datasets import scan_dataset
 from pipeline.demo_data import generate_demo_dataset
 from pipeline.extract.run import extract_video
 from pipeline.parallel import run_all
-from pipeline.params import DatasetSpec, ExtractParams
+from pipeline.params import DatasetSpec, ExtractParams, PreprocessParams
 
 
 def run(quick: bool = True) -> list[dict]:
@@ -32,7 +32,8 @@ def run(quick: bool = True) -> list[dict]:
             out = tmp / label.replace(" ", "_")
             items = [(v, VideoArtifacts(out, v.dataset, v.video), ExtractParams(), "bench", 8) for v in videos]
             started = time.time()
-            outcomes = run_all(extract_video, items, executor, workers, name="bench-extract")
+            engine = PreprocessParams(executor=executor, workers=workers)
+            outcomes = run_all(extract_video, items, engine, name="bench-extract")
             wall = time.time() - started
             span = max(o.finished for o in outcomes) - min(o.started for o in outcomes)
             note = f"{n_clips} demo clips x {n_frames} frames; first video start to last video end"

@@ -170,9 +170,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
         if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
             atomic.write_json(out.frames_meta, {**meta, "split": video.split})
         report.reused.append(key)
-    outcomes = run_all(extract_video, todo, engine.executor if engine else "inprocess",
-                       engine.workers if engine else 1, engine.dask_address if engine else None,
-                       name=f"extract-{dataset}")
+    outcomes = run_all(extract_video, todo, engine, name=f"extract-{dataset}")
     for (video, *_), outcome in zip(todo, outcomes):
         key = f"{video.dataset}/{video.video}"
         if outcome.skipped is not None:
