@@ -10,12 +10,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.artifacts import VideoArtifacts, frame_name
+from pipeline.pose.mediapipe_body25 import keypoints_to_table, write_pose_parquet
 from pipeline.shards import (
     INDEX_NAME, MANIFEST_SCHEMA, ShardInputError, Skip, VideoInputs, collect_video, find_videos, write_manifest, write_shards,
 )
@@ -42,7 +42,7 @@ def fabricate_video(root: Path, dataset: str, video: str, split: str, *, n_frame
     flow = np.zeros((n_frames, 2, height, width), np.float16)
     valid = np.ones((n_frames, 1, height, width), np.uint8)
     valid[0] = 0
-    rows = []
+    keypoints = np.zeros((n_frames, 25, 3), np.float32)
     for directory in (art.frames_dir, art.layout_dir, art.parsing_dir):
         directory.mkdir(parents=True, exist_ok=True)
     for t in range(n_frames):
@@ -60,17 +60,12 @@ def fabricate_video(root: Path, dataset: str, video: str, split: str, *, n_frame
             flow[t, 0][person] = -speed
         for joint in range(25):
             conf = 0.0 if joint in (19, 20) else 0.9  # two undetected toes
-            rows.append((video, t, joint, x0 + (joint * 3) % w, y0 + joint, conf))
+            keypoints[t, joint] = (x0 + (joint * 3) % w, y0 + joint, conf)
     art.frames_meta.write_text(json.dumps({"dataset": dataset, "video": video, "split": split, "fps": fps,
                                            "n_frames": n_frames}))
     (art.layout_dir / "meta.json").write_text(json.dumps({"parser": "test-parser"}))
     (art.parsing_dir / "meta.json").write_text(json.dumps({"parser": "test-parser"}))
-    columns = list(zip(*rows))
-    table = pa.table({"video": pa.array(columns[0], pa.string()), "frame": pa.array(columns[1], pa.int32()),
-                      "joint": pa.array(columns[2], pa.int8()), "x": pa.array(columns[3], pa.float32()),
-                      "y": pa.array(columns[4], pa.float32()), "conf": pa.array(columns[5], pa.float32())})
-    art.pose_table.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata({"backend": "test-pose"}), art.pose_table)
+    write_pose_parquet(art.pose_table, keypoints_to_table(video, keypoints), {"backend": "test-pose"})
     art.flow_file.parent.mkdir(parents=True, exist_ok=True)
     np.savez(art.flow_file, flow=flow, valid=valid, backend=np.array("test-flow"))
     art.background_file.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from pipeline.artifacts import VideoArtifacts, frame_name
 from pipeline.loader import make_loader
+from pipeline.pose.mediapipe_body25 import keypoints_to_table, write_pose_parquet
 from pipeline.shards import collect_video, write_shards
 
 HEIGHT, WIDTH = 256, 192
@@ -34,7 +33,7 @@ def _fabricate(root: Path, video: str, n_frames: int, seed: int) -> VideoArtifac
     flow = np.zeros((n_frames, 2, HEIGHT, WIDTH), np.float16)
     valid = np.ones((n_frames, 1, HEIGHT, WIDTH), np.uint8)
     valid[0] = 0
-    rows = []
+    keypoints = np.zeros((n_frames, 25, 3), np.float32)
     for t in range(n_frames):
         x0, y0 = 40 + 2 * t % 80, 30
         labels = np.full((HEIGHT, WIDTH), 5, np.uint8)
@@ -46,16 +45,11 @@ def _fabricate(root: Path, video: str, n_frames: int, seed: int) -> VideoArtifac
         cv2.imwrite(str(art.layout_dir / frame_name(t)), labels)
         if t:
             flow[t, 0][labels < 5] = -2
-        rows += [(video, t, j, x0 + j, y0 + 7 * j, 0.9) for j in range(25)]
+        keypoints[t] = [(x0 + j, y0 + 7 * j, 0.9) for j in range(25)]
     art.frames_meta.write_text(json.dumps({"dataset": "bench", "video": video, "split": "train", "fps": 30.0,
                                            "n_frames": n_frames}))
     (art.layout_dir / "meta.json").write_text(json.dumps({"parser": "fabricated"}))
-    cols = list(zip(*rows))
-    table = pa.table({"video": list(cols[0]), "frame": pa.array(cols[1], pa.int32()),
-                      "joint": pa.array(cols[2], pa.int32()), "x": pa.array(cols[3], pa.float32()),
-                      "y": pa.array(cols[4], pa.float32()), "conf": pa.array(cols[5], pa.float32())})
-    art.pose_table.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata({"backend": "fabricated"}), art.pose_table)
+    write_pose_parquet(art.pose_table, keypoints_to_table(video, keypoints), {"backend": "fabricated"})
     art.flow_file.parent.mkdir(parents=True, exist_ok=True)
     np.savez(art.flow_file, flow=flow, valid=valid, backend=np.array("fabricated"))
     art.background_file.parent.mkdir(parents=True, exist_ok=True)
