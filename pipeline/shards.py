@@ -223,6 +223,14 @@ def find_videos(root: Path) -> list[VideoArtifacts]:
 # ----------------------------------------------------------------------------------------------- collect
 
 
+def _incomplete(kind: str, files: list[Path], stage: str) -> str | None:
+    """A skip reason when some of a video's per-frame files are missing, else None."""
+    missing = [p for p in files if not p.is_file()]
+    if not missing:
+        return None
+    return f"incomplete {kind}: {missing[0]} missing ({len(missing)} of {len(files)}): rerun {stage}"
+
+
 def collect_video(artifacts: VideoArtifacts) -> VideoInputs | Skip:
     """Check that every artefact of one video is present and complete.
 
@@ -251,10 +259,8 @@ def collect_video(artifacts: VideoArtifacts) -> VideoInputs | Skip:
     if not (fps > 0 and n_frames >= 1):
         return skip(f"{art.frames_meta} has fps={fps}, n_frames={n_frames}: rerun the `extract` stage")
     frame_files = [art.frames_dir / frame_name(i) for i in range(n_frames)]
-    missing = [p for p in frame_files if not p.is_file()]
-    if missing:
-        return skip(f"incomplete frames: {missing[0]} missing ({len(missing)} of {n_frames}): "
-                    f"rerun the `extract` stage")
+    if problem := _incomplete("frames", frame_files, "the `extract` stage"):
+        return skip(problem)
     first = cv2.imread(str(frame_files[0]), cv2.IMREAD_COLOR)
     if first is None:
         return skip(f"unreadable frame {frame_files[0]}: rerun the `extract` stage")
@@ -277,10 +283,8 @@ def collect_video(artifacts: VideoArtifacts) -> VideoInputs | Skip:
     except (ValueError, KeyError, TypeError) as exc:
         return skip(f"unreadable layout meta {layout_meta} ({exc!r}): rerun the `parse` and `layout` stages")
     layout_files = [art.layout_dir / frame_name(i) for i in range(n_frames)]
-    missing = [p for p in layout_files if not p.is_file()]
-    if missing:
-        return skip(f"incomplete layout: {missing[0]} missing ({len(missing)} of {n_frames}): "
-                    f"rerun the `parse` and `layout` stages")
+    if problem := _incomplete("layout", layout_files, "the `parse` and `layout` stages"):
+        return skip(problem)
 
     # Flow.
     flow = _collect_flow(art.flow_file, n_frames, height, width)
