@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -178,9 +178,9 @@ class _Step:
     frame: torch.Tensor       # (1, 3, H, W)
 
 
-def _step(nets: Networks, t: int, state: _State, source: torch.Tensor, source_layout: torch.Tensor,
+def _step(nets: Networks, state: _State, source: torch.Tensor, source_layout: torch.Tensor,
           poses: torch.Tensor, background: torch.Tensor) -> _Step:
-    window = poses[[max(t - 2, 0), max(t - 1, 0), t]].unsqueeze(0)               # (1, 3, 3, H, W)
+    window = poses.unsqueeze(0)                                                   # (1, 3, 3, H, W)
     layout = harden(nets.layout(source_layout, window, state.layouts).layout)
     coarse = nets.region(layout, source, source_layout, state.regions)
     layouts = torch.cat([state.layouts, layout[:, None]], dim=1)                  # (1, 3, 6, H, W)
@@ -189,15 +189,25 @@ def _step(nets: Networks, t: int, state: _State, source: torch.Tensor, source_la
     return _Step(layout, coarse.regions, coarse.foreground, out.foreground, out.output)
 
 
-@torch.no_grad()
-def generate_video(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray, keypoints: np.ndarray,
-                   background: np.ndarray, pose_thickness: int = 4,
-                   on_frame: Callable[[int], None] | None = None) -> GeneratedVideo:
-    """Generate the source person in the driving poses, on ``background``.
+@dataclass
+class GeneratedFrame:
+    """One frame of :func:`iter_generate`."""
 
-    ``source_image``: uint8 (H, W, 3) RGB crop; ``source_layout``: uint8 (H, W) labels 0..5; ``keypoints``:
-    float (T, 25, 3) driving BODY_25 keypoints in crop pixels (T >= 1); ``background``: uint8 (H, W, 3).
-    ``on_frame(t)`` is called after each frame (progress bars). Returns a :class:`GeneratedVideo`.
+    frame: np.ndarray    # uint8 (H, W, 3) RGB, the final frame I^_d^t
+    layout: np.ndarray   # uint8 (H, W) generated layout labels 0..5
+    coarse: np.ndarray   # uint8 (H, W, 3) the Region GAN's foreground FG_r^t
+    network_seconds: float
+
+
+@torch.no_grad()
+def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray,
+                  keypoints: Iterable[np.ndarray], background: np.ndarray,
+                  pose_thickness: int = 4) -> Iterator[GeneratedFrame]:
+    """Generate the source person in the driving poses, on ``background``, one frame at a time.
+
+    ``source_image``: uint8 (H, W, 3) RGB crop; ``source_layout``: uint8 (H, W) labels 0..5; ``keypoints``: an
+    iterable of float (25, 3) driving BODY_25 keypoints in crop pixels, one per frame (a (T, 25, 3) array or a
+    stream: memory stays flat in the number of frames); ``background``: uint8 (H, W, 3).
     """
     h, w = source_image.shape[:2]
     if source_layout.shape != (h, w) or background.shape != (h, w, 3):
@@ -210,24 +220,37 @@ def generate_video(nets: Networks, source_image: np.ndarray, source_layout: np.n
     dev = nets.device
     source = image_tensor(source_image)[None].to(dev)
     src_layout = one_hot(source_layout)[None].to(dev)
-    poses = pose_tensor(keypoints, h, w, pose_thickness).to(dev)
     bg = image_tensor(background)[None].to(dev)
 
-    frames, layouts, coarse = [], [], []
-    seconds = 0.0
     state = _State.zeros(h, w, dev)
-    for t in range(len(keypoints)):
+    poses: torch.Tensor | None = None  # the last three pose maps (t-2, t-1, t)
+    for t, kp in enumerate(keypoints):
         started = time.perf_counter()
+        pose = pose_tensor(np.asarray(kp)[None], h, w, pose_thickness).to(dev)
+        poses = pose.repeat(3, 1, 1, 1) if poses is None else torch.cat([poses[1:], pose])
         if t == 0:  # bootstrap (START_RULE)
-            state = _State.still(_step(nets, 0, state, source, src_layout, poses, bg))
-        out = _step(nets, t, state, source, src_layout, poses, bg)
+            state = _State.still(_step(nets, state, source, src_layout, poses, bg))
+        out = _step(nets, state, source, src_layout, poses, bg)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
         state = state.push(out)
-        frames.append(image_array(out.frame[0]))
-        layouts.append(out.layout[0].argmax(dim=0).to(torch.uint8).cpu().numpy())
-        coarse.append(image_array(out.coarse[0]))
+        yield GeneratedFrame(image_array(out.frame[0]), out.layout[0].argmax(dim=0).to(torch.uint8).cpu().numpy(),
+                             image_array(out.coarse[0]), seconds)
+
+
+def generate_video(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray, keypoints: np.ndarray,
+                   background: np.ndarray, pose_thickness: int = 4,
+                   on_frame: Callable[[int], None] | None = None) -> GeneratedVideo:
+    """:func:`iter_generate` collected into arrays (evaluation, benchmarks); ``on_frame(t)`` after each frame."""
+    frames, layouts, coarse = [], [], []
+    seconds = 0.0
+    for t, out in enumerate(iter_generate(nets, source_image, source_layout, keypoints, background,
+                                          pose_thickness)):
+        frames.append(out.frame)
+        layouts.append(out.layout)
+        coarse.append(out.coarse)
+        seconds += out.network_seconds
         if on_frame is not None:
             on_frame(t)
     return GeneratedVideo(np.stack(frames), np.stack(layouts), np.stack(coarse), seconds)
