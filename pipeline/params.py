@@ -154,13 +154,15 @@ class TrainParams(Section):
     checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints (one is also written at the end)")
     keep_checkpoints: int = Field(3, ge=1, description="newest step-* checkpoints kept per stage")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
-    shuffle_buffer: int = Field(16, ge=0)
+    shuffle_buffer: int = Field(256, ge=0, description="undecoded samples mixed across shards; each video is one "
+                                "shard, so it must span many videos' windows (~0.26 MB each at 256x192)")
     seed: int = 0
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     vgg19_weights: str = Field("models/pretrained/vgg19-dcbb9e9d.pth",
                                description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
-    concurrent: bool = Field(True, description="run the Layout and Region GAN stages concurrently in the flow")
+    sequence_length: int = Field(3, ge=1, description="frames generated recurrently per training sample, from "
+                                 "the inference bootstrap on (needs shards.window >= it)")
 
 
 class EvaluateParams(Section):
@@ -220,6 +222,14 @@ class Params(Section):
     model: ModelParams = ModelParams()  # type: ignore[valid-type]
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _window_fits_training(self) -> "Params":
+        if self.train.sequence_length > self.shards.window:
+            raise ValueError(f"train.sequence_length ({self.train.sequence_length}) exceeds shards.window "
+                             f"({self.shards.window}): training generates sequence_length frames per window; raise "
+                             "shards.window (then `dvc repro shards`) or lower train.sequence_length")
+        return self
 
     @model_validator(mode="after")
     def _model_values(self) -> "Params":

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-GAN_OBJECTIVES: tuple[str, ...] = ("lsgan", "hinge", "vanilla")
+GAN_OBJECTIVES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
+PERCEPTUAL_ON: tuple[str, ...] = ("foreground", "regions")
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
 
 
@@ -42,19 +43,26 @@ class ModelConfig:
     face_d_layers: int = _knob(3, "stride-2 conv layers of the (single-scale) face discriminator")
 
     # --- losses (eq. 6-10, weights from paper 4.1) ---
-    gan_objective: str = _knob("lsgan", "adversarial objective: lsgan | hinge | vanilla (eq. 8/10 use vanilla)")
+    gan_objective: str = _knob("vanilla", "adversarial objective: vanilla (eq. 8/10's log-likelihood) | lsgan | hinge")
     feature_matching: bool = _knob(True, "add pix2pixHD discriminator feature-matching loss to the generator")
     lambda_rec: float = _knob(10.0, "weight of the L1 reconstruction loss, eq. 6 (paper: 10)")
     lambda_per: float = _knob(10.0, "weight of the VGG19 perceptual content loss, eq. 7 (paper: 10)")
     lambda_style: float = _knob(10.0, "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
-    lambda_feat: float = _knob(10.0, "weight of the feature-matching loss (pix2pixHD default 10)")
-    lambda_flow: float = _knob(10.0, "weight of the flow and warp losses of the temporal refinement (vid2vid: 10)")
+    lambda_feat: float = _knob(2.0, "weight of the feature-matching loss (pix2pixHD: 10, which made it 8.2 of the "
+                               "Layout GAN's 15.2 total at initialisation, more than every other term together)")
+    lambda_flow: float = _knob(1.0, "weight of the flow L1 to the reference flow, in pixels (vid2vid: 10; 1 here "
+                                    "so this pixel-unit term does not outweigh the image terms, see losses.py)")
+    lambda_warp: float = _knob(10.0, "weight of the warp loss (L1 of the warped previous frame, image units)")
     lambda_face: float = _knob(1.0, "weight of the face discriminator's adversarial loss")
+    perceptual_on: str = _knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on the "
+                               "eq. 11 sum) | regions (once per region, 5x the VGG19 cost)")
 
     # --- ablations (paper 4.4) ---
     gam: bool = _knob(True, "Global Alignment Module (eq. 4-5); False = source regions enter unaligned")
     wcn: bool = _knob(True, "Whole Composition Network (eq. 12-15); False = coarse foreground + background")
     tam: bool = _knob(True, "Texture Alignment Module (eq. 12-13); False = plain addition F1 + F2")
+    tam_temperature: float = _knob(0.01, "softmax temperature of TAM's cosine affinity (eq. 12): 1 = the paper "
+                                   "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align")
 
     def __post_init__(self) -> None:
         positive = ("ngf", "n_downsample", "ndf", "d_layers", "d_scales", "face_crop", "face_d_layers")
@@ -65,9 +73,13 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.n_blocks must be >= 0, got {self.n_blocks}")
         if self.gan_objective not in GAN_OBJECTIVES:
             raise ValueError(f"ModelConfig.gan_objective must be one of {GAN_OBJECTIVES}, got {self.gan_objective!r}")
+        if self.perceptual_on not in PERCEPTUAL_ON:
+            raise ValueError(f"ModelConfig.perceptual_on must be one of {PERCEPTUAL_ON}, got {self.perceptual_on!r}")
+        if self.tam_temperature <= 0:
+            raise ValueError(f"ModelConfig.tam_temperature must be > 0, got {self.tam_temperature}")
         if self.norm not in NORMS:
             raise ValueError(f"ModelConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        for name in ("lambda_rec", "lambda_per", "lambda_style", "lambda_feat", "lambda_flow", "lambda_face"):
+        for name in ("lambda_rec", "lambda_per", "lambda_style", "lambda_feat", "lambda_flow", "lambda_warp", "lambda_face"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
 

@@ -67,6 +67,19 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(fake, real)
 
 
+def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Eq. 6 normalised by a region's area: sum |fake - real| * mask / (C * sum(mask)) per item, averaged over
+    the items whose mask is not empty (empty masks contribute 0). ``mask`` (B, 1, H, W) broadcasts over C.
+
+    Per-region normalisation gives a 20-pixel head the same weight as a 2000-pixel torso, which an L1 averaged
+    over the whole frame does not (eq. 9 sums the regions' losses; this is each region's mean error)."""
+    c = fake.shape[1]
+    area = mask.flatten(1).sum(1)
+    err = ((fake - real).abs() * mask).flatten(1).sum(1) / (c * area + eps)
+    present = (area > 0).to(err.dtype)
+    return (err * present).sum() / present.sum().clamp_min(1.0)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C * H * W."""
     b, c, h, w = features.shape

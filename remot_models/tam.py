@@ -3,7 +3,7 @@
 F1 = E1^w(aligned source foreground) and F2 = E2^w(previous + coarse foregrounds), both (B, c, h, w), are
 reshaped to H1, H2 in R^{c x hw}. Eq. 12 builds the cosine-similarity affinity
 
-    A[i, j] = softmax( <H1_i, H2_j> / (|H1_i| |H2_j|) ),   i indexes F1 (source), j indexes F2 (generated)
+    A[i, j] = softmax( <H1_i, H2_j> / (|H1_i| |H2_j|) / tau ),   i indexes F1 (source), j indexes F2 (generated)
 
 and eq. 13 is ``F_12 = reshape(H1 . A + H2)``, where (H1 . A)[:, j] = sum_i H1[:, i] A[i, j].
 
@@ -14,8 +14,14 @@ H1 . A an unnormalised sum whose scale depends on hw. In attention terms, for ev
 
     query = H2_j / |H2_j|,  key = H1_i / |H1_i|,  value = H1_i (unnormalised),  scale = 1 (plain cosine),
 
-so eq. 13 is ``scaled_dot_product_attention(q=norm(H2^T), k=norm(H1^T), v=H1^T, scale=1.0) + H2``, which
-PyTorch computes without materialising the (hw x hw) affinity. ``naive_tam`` builds A explicitly and is the
+so eq. 13 is ``scaled_dot_product_attention(q=norm(H2^T), k=norm(H1^T), v=H1^T, scale=1/tau) + H2``, which
+PyTorch computes without materialising the (hw x hw) affinity.
+
+The temperature tau (``ModelConfig.tam_temperature``) is our addition; tau = 1 is eq. 12 as printed. Cosines
+lie in [-1, 1], so with tau = 1 the largest weight over hw positions is at most e^2 / (e^2 + hw - 1): about 1%
+at the paper's 32x24 bottleneck, and TAM degenerates to "mean of F1 plus F2". Correspondence networks scale
+cosine logits for this reason (CoCosNet: x100, i.e. tau = 0.01), which lets attention pick the matching
+source position. ``naive_tam`` builds A explicitly and is the
 reference the fused version is tested against. TAM has no parameters.
 
 With ``enabled=False`` (the paper's "REMOT w/o TAM" ablation) the module returns F1 + F2.
@@ -35,7 +41,7 @@ def _check(f1: torch.Tensor, f2: torch.Tensor) -> None:
                          f"and {tuple(f2.shape)}")
 
 
-def fused_tam(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+def fused_tam(f1: torch.Tensor, f2: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Eq. 12-13 via ``F.scaled_dot_product_attention``. (B, c, h, w) x 2 -> (B, c, h, w)."""
     _check(f1, f2)
     b, c, h, w = f1.shape
@@ -44,30 +50,30 @@ def fused_tam(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
     h1 = f1.flatten(2).transpose(1, 2).contiguous()         # source positions i
     h2 = f2.flatten(2).transpose(1, 2).contiguous()         # generated positions j
     aligned = F.scaled_dot_product_attention(
-        F.normalize(h2, dim=-1, eps=_EPS), F.normalize(h1, dim=-1, eps=_EPS), h1, scale=1.0)
+        F.normalize(h2, dim=-1, eps=_EPS), F.normalize(h1, dim=-1, eps=_EPS), h1, scale=1.0 / temperature)
     return aligned.transpose(1, 2).reshape(b, c, h, w) + f2
 
 
-def naive_tam(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+def naive_tam(f1: torch.Tensor, f2: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Eq. 12-13 literally, materialising A (B, hw, hw); the reference for :func:`fused_tam`."""
     _check(f1, f2)
     b, c, h, w = f1.shape
     h1 = f1.flatten(2)                                      # (B, c, hw)
     h2 = f2.flatten(2)
     cosine = F.normalize(h1, dim=1, eps=_EPS).transpose(1, 2) @ F.normalize(h2, dim=1, eps=_EPS)  # [i, j]
-    affinity = torch.softmax(cosine, dim=1)                 # softmax over source positions i
+    affinity = torch.softmax(cosine / temperature, dim=1)                 # softmax over source positions i
     return (h1 @ affinity + h2).reshape(b, c, h, w)
 
 
 class TextureAlignment(nn.Module):
-    """``forward(f1, f2)``: eq. 13 (fused) when enabled, F1 + F2 when disabled. Shapes (B, c, h, w)."""
+    """``forward(f1, f2)``: eq. 12-13 (fused, temperature ``temperature``) when enabled, F1 + F2 when disabled. Shapes (B, c, h, w)."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, temperature: float = 1.0):
         super().__init__()
-        self.enabled = enabled
+        self.enabled, self.temperature = enabled, temperature
 
     def forward(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             _check(f1, f2)
             return f1 + f2
-        return fused_tam(f1, f2)
+        return fused_tam(f1, f2, self.temperature)

@@ -69,7 +69,7 @@ class WholeCompositionNetwork(nn.Module):
         self.encode_source = Encoder(3, cfg)                                      # E1^w on GAM(FG_s)
         self.encode_foregrounds = Encoder(9, cfg)                                 # E2^w
         self.encode_layout_pose = Encoder(3 * (NUM_REGIONS + pose_channels), cfg)  # E3^w
-        self.texture_alignment = TextureAlignment(enabled=cfg.tam)
+        self.texture_alignment = TextureAlignment(enabled=cfg.tam, temperature=cfg.tam_temperature)
         self.decode_foreground = Decoder(cfg, 3)                                  # D1^w
         self.decode_mask = Decoder(cfg, 1)                                        # D2^w
         self.decode_flow = FlowWeightDecoder(cfg)

@@ -99,6 +99,39 @@ def test_tam_aligns_a_matching_texture():
     assert aligned[0, 0, 0, 0] > aligned[0, 1, 0, 0] and aligned[0, 1, 0, 1] > aligned[0, 0, 0, 1]
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.01])
+def test_fused_tam_equals_naive_with_temperature(temperature):
+    f1, f2 = torch.randn(2, 16, 8, 6), torch.randn(2, 16, 8, 6)
+    assert torch.allclose(fused_tam(f1, f2, temperature), naive_tam(f1, f2, temperature), atol=1e-4)
+
+
+def test_tam_attention_concentrates_at_realistic_size():
+    """At the paper's 32x24 bottleneck (768 positions), F2 = a spatially permuted copy of F1 plus noise: with the
+    temperature (0.01) each generated position takes >= 90% of its weight from its true source position and the
+    aligned features reproduce the permuted source; with eq. 12 literally (temperature 1) the largest weight stays
+    near 1/768 * e^2, so the "aligned" features are about the mean of F1 (issue: TAM cannot attend at real sizes)."""
+    torch.manual_seed(0)
+    c, h, w = 64, 32, 24
+    f1 = torch.randn(1, c, h, w)
+    perm = torch.randperm(h * w)
+    f2 = f1.flatten(2)[:, :, perm].reshape(1, c, h, w) + 0.3 * torch.randn(1, c, h, w)
+
+    def weights(temperature):
+        h1, h2 = f1.flatten(2), f2.flatten(2)
+        cos = F.normalize(h1, dim=1).transpose(1, 2) @ F.normalize(h2, dim=1)
+        return torch.softmax(cos / temperature, dim=1)[0]             # [source i, generated j]
+
+    sharp, literal = weights(0.01), weights(1.0)
+    on_match = sharp[perm, torch.arange(h * w)]
+    assert on_match.min() > 0.9
+    assert literal.max() < 0.02
+    target = f1.flatten(2)[:, :, perm].reshape(1, c, h, w)
+    aligned_sharp = fused_tam(f1, f2, 0.01) - f2
+    aligned_literal = fused_tam(f1, f2, 1.0) - f2
+    assert F.l1_loss(aligned_sharp, target) < 0.1
+    assert F.l1_loss(aligned_literal, target) > 0.7                    # ~ E|N(0,1)| = 0.8: no alignment
+
+
 def test_tam_off_is_plain_addition():
     f1, f2 = torch.randn(1, 8, 6, 5), torch.randn(1, 8, 6, 5)
     assert torch.equal(TextureAlignment(enabled=False)(f1, f2), f1 + f2)

@@ -143,6 +143,9 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_last_checkpoint(tiny_shar
 
 def test_wcn_refuses_a_region_checkpoint_of_another_profile_and_missing_inputs(tiny_shards, tmp_path):
     root = make_project(tmp_path / "p", tiny_shards, steps_per_epoch=1)
+    with pytest.raises(RemotError, match="train_layout"):
+        run_stage("region", load_params(root / "params.yaml"), root)
+    run_stage("layout", load_params(root / "params.yaml"), root)
     with pytest.raises(RemotError, match="train_region"):
         run_stage("wcn", load_params(root / "params.yaml"), root)
     run_stage("region", load_params(root / "params.yaml"), root)

@@ -31,7 +31,7 @@ def test_dvc_repro_experiment_and_metrics_diff(tiny_shards, tmp_path):  # noqa: 
     shutil.copytree(tiny_shards, repo / "data" / "shards")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(epochs={"layout": 1, "region": 1, "wcn": 1}, steps_per_epoch=2, checkpoint_every=2,
-                           num_workers=0, device="cpu", concurrent=False)
+                           num_workers=0, device="cpu")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: v for k, v in stages.items()

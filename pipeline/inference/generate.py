@@ -1,24 +1,9 @@
 """Run the three trained REMOT networks end to end over a driving sequence (paper 3.3, "Inference").
 
-Per driving frame t (tensor conventions of ``remot_models.blocks``; batch of one)::
-
-    L^_d^t   = LayoutGenerator(L_s, P_d^{t-2..t}, L^_d^{t-2..t-1})              eq. 2, then one-hot (argmax)
-    regions  = RegionGenerator(L^_d^t, I_s, L_s, regions^{t-2..t-1})            eq. 3-5 and 11, GAM inside
-    I^_d^t   = WCN(L^_d^{t-2..t}, P_d^{t-2..t}, FG_r^t, FG^{t-2..t-1}, GAM(FG_s), BG, I^_d^{t-1})   eq. 12-15
-
-Each network gets exactly the inputs ``pipeline.training.steps`` gives it in training, with its OWN previous
-outputs where training had ground truth:
-
-* layouts: training feeds one-hot ground-truth layouts to all three networks, so the Layout GAN's output is
-  made one-hot (argmax over the 6 regions) before it is fed back or passed on;
-* previous region images, WCN foregrounds and WCN frames: the networks' own outputs of t-1 and t-2;
-* poses before frame 0 (t-2, t-1 at t < 2) repeat frame 0's pose.
-
-Start of a sequence (``START_RULE``): training always starts from REAL previous frames (vid2vid's "real
-previous frames"), never from zeros; no real frame exists for a new identity at test time. So we bootstrap:
-frame 0 is generated once with all-zero state, that output is taken as both "previous" frames (a person
-standing still before the video starts), and frame 0 is generated again from that state. Every later frame
-uses the true previous outputs. Transfer and evaluation use the same rule.
+The recurrence itself (what each network receives, its own previous outputs, the start of a sequence) is
+``remot_models.sequence.generate_sequence``: the same function trains the networks
+(``pipeline.training.steps``), so inference feeds them exactly what training did. This module adds the
+array <-> tensor conversions, checkpoint loading and per-frame timing.
 
 Checkpoints: ``<checkpoint root>/<stage>/final`` for stage in layout, region, wcn (``pipeline.training.state``
 format), checked against the params' model config before loading (``check_model_config``).
@@ -36,12 +21,12 @@ import torch
 from pipeline.errors import RemotError
 from pipeline.pose.render import render_pose_map
 from pipeline.training import state as ckpt
-from remot_models import NUM_PERSON_REGIONS, NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
+from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
+from remot_models.sequence import START_RULE, Generators, generate_sequence, harden  # noqa: F401 (re-exported)
 
 STAGES = ("layout", "region", "wcn")
-START_RULE = ("bootstrap-v1: frame 0 generated from zero state, then regenerated with its own first output as "
-              "both previous frames; later frames use the networks' own previous outputs")
+
 
 
 class CheckpointMissing(RemotError):
@@ -68,6 +53,11 @@ def choose_device(preference: str = "auto") -> torch.device:
     return torch.device("cuda" if preference in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
+def build_generator(stage: str, cfg: ModelConfig) -> torch.nn.Module:
+    """The untrained generator of ``stage`` (layout | region | wcn)."""
+    return {"layout": LayoutGenerator, "region": RegionGenerator, "wcn": WholeCompositionNetwork}[stage](cfg)
+
+
 def stage_folder(checkpoint_root: Path | str, stage: str) -> Path:
     return Path(checkpoint_root) / stage / "final"
 
@@ -79,7 +69,7 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
     ``BadCheckpoint`` naming every ``model.*`` param on which a checkpoint differs from ``cfg``.
     """
     device = torch.device(device)
-    nets = {"layout": LayoutGenerator(cfg), "region": RegionGenerator(cfg), "wcn": WholeCompositionNetwork(cfg)}
+    nets = {stage: build_generator(stage, cfg) for stage in STAGES}
     folders, info = {}, {}
     for stage in STAGES:
         folder = stage_folder(checkpoint_root, stage)
@@ -124,11 +114,6 @@ def pose_tensor(keypoints: np.ndarray, height: int, width: int, thickness: int) 
     return torch.stack([image_tensor(render_pose_map(k, height, width, thickness=thickness)) for k in keypoints])
 
 
-def harden(layout: torch.Tensor) -> torch.Tensor:
-    """(B, 6, H, W) per-pixel distribution -> one-hot of its argmax (the form training feeds)."""
-    return torch.nn.functional.one_hot(layout.argmax(dim=1), NUM_REGIONS).movedim(-1, 1).to(layout.dtype)
-
-
 # ------------------------------------------------------------------------------------------------ generation
 
 
@@ -141,52 +126,6 @@ class GeneratedVideo:
     coarse: np.ndarray        # uint8 (T, H, W, 3) the Region GAN's foreground FG_r^t (0 = mid-grey outside)
     network_seconds: float    # wall time inside the three networks (device-synchronised)
     start_rule: str = START_RULE
-
-
-@dataclass
-class _State:
-    """The previous two outputs of every network, oldest first."""
-
-    layouts: torch.Tensor      # (1, 2, 6, H, W)
-    regions: torch.Tensor      # (1, 2, 5, 3, H, W)
-    foregrounds: torch.Tensor  # (1, 2, 3, H, W)
-    frame: torch.Tensor        # (1, 3, H, W) the previous final frame
-
-    @classmethod
-    def zeros(cls, h: int, w: int, device: torch.device) -> "_State":
-        z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
-        return cls(z(1, 2, NUM_REGIONS, h, w), z(1, 2, NUM_PERSON_REGIONS, 3, h, w), z(1, 2, 3, h, w), z(1, 3, h, w))
-
-    @classmethod
-    def still(cls, out: "_Step") -> "_State":
-        """Both previous frames = ``out`` (the bootstrap's standing-still start)."""
-        two = lambda x: torch.stack([x, x], dim=1)  # noqa: E731
-        return cls(two(out.layout), two(out.regions), two(out.foreground), out.frame)
-
-    def push(self, out: "_Step") -> "_State":
-        shift = lambda old, new: torch.cat([old[:, 1:], new[:, None]], dim=1)  # noqa: E731
-        return _State(shift(self.layouts, out.layout), shift(self.regions, out.regions),
-                      shift(self.foregrounds, out.foreground), out.frame)
-
-
-@dataclass
-class _Step:
-    layout: torch.Tensor      # (1, 6, H, W) one-hot
-    regions: torch.Tensor     # (1, 5, 3, H, W)
-    coarse: torch.Tensor      # (1, 3, H, W)
-    foreground: torch.Tensor  # (1, 3, H, W) WCN foreground
-    frame: torch.Tensor       # (1, 3, H, W)
-
-
-def _step(nets: Networks, state: _State, source: torch.Tensor, source_layout: torch.Tensor,
-          poses: torch.Tensor, background: torch.Tensor) -> _Step:
-    window = poses.unsqueeze(0)                                                   # (1, 3, 3, H, W)
-    layout = harden(nets.layout(source_layout, window, state.layouts).layout)
-    coarse = nets.region(layout, source, source_layout, state.regions)
-    layouts = torch.cat([state.layouts, layout[:, None]], dim=1)                  # (1, 3, 6, H, W)
-    out = nets.wcn(layouts, window, coarse.foreground, state.foregrounds, coarse.aligned_foreground, background,
-                   state.frame)
-    return _Step(layout, coarse.regions, coarse.foreground, out.foreground, out.output)
 
 
 @dataclass
@@ -221,22 +160,20 @@ def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.nd
     source = image_tensor(source_image)[None].to(dev)
     src_layout = one_hot(source_layout)[None].to(dev)
     bg = image_tensor(background)[None].to(dev)
-
-    state = _State.zeros(h, w, dev)
-    poses: torch.Tensor | None = None  # the last three pose maps (t-2, t-1, t)
-    for t, kp in enumerate(keypoints):
+    generators = Generators(nets.layout, nets.region, nets.wcn)
+    poses = (pose_tensor(np.asarray(kp)[None], h, w, pose_thickness).to(dev) for kp in keypoints)
+    frames = generate_sequence(generators, source, src_layout, poses, bg)
+    while True:
         started = time.perf_counter()
-        pose = pose_tensor(np.asarray(kp)[None], h, w, pose_thickness).to(dev)
-        poses = pose.repeat(3, 1, 1, 1) if poses is None else torch.cat([poses[1:], pose])
-        if t == 0:  # bootstrap (START_RULE)
-            state = _State.still(_step(nets, state, source, src_layout, poses, bg))
-        out = _step(nets, state, source, src_layout, poses, bg)
+        out = next(frames, None)
+        if out is None:
+            return
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - started
-        state = state.push(out)
-        yield GeneratedFrame(image_array(out.frame[0]), out.layout[0].argmax(dim=0).to(torch.uint8).cpu().numpy(),
-                             image_array(out.coarse[0]), seconds)
+        yield GeneratedFrame(image_array(out.composition.output[0]),
+                             out.layout[0].argmax(dim=0).to(torch.uint8).cpu().numpy(),
+                             image_array(out.region.foreground[0]), seconds)
 
 
 def generate_video(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray, keypoints: np.ndarray,

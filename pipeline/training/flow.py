@@ -1,7 +1,7 @@
 """Prefect flow ``remot`` (deployment ``train``): the paper's training schedule (3.3).
 
-Layout GAN and Region GAN are independent and run as two concurrently submitted tasks (``train.concurrent``);
-the WCN task waits for the Region GAN, whose outputs it trains on. Each task runs
+The stages run in order, each on the frozen outputs of the ones before (trained as used,
+``pipeline.training.steps``): Layout GAN, Region GAN on its predicted layouts, WCN on both. Each task runs
 ``pipeline.training.runner.run_stage`` - the code the DVC stages run - so a retried or re-run task resumes from
 its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), never for a NaN/inf loss or a
 configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
@@ -65,17 +65,12 @@ def train_stage(stage: str, params_path: str) -> dict[str, Any]:
 
 @flow(name="remot", log_prints=True)
 def remot(params_path: str = "params.yaml") -> dict[str, Any]:
-    """Paper 3.3: Layout GAN and Region GAN separately (concurrently), then the WCN on the Region GAN's outputs."""
+    """Paper 3.3: the three stages separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
+    layouts), WCN (on both)."""
     params_path = str(Path(params_path).resolve())
-    concurrent = load_params(params_path).train.concurrent
-    if concurrent:
-        layout = train_stage.submit("layout", params_path)
-        region = train_stage.submit("region", params_path)
-        region_metrics = region.result()
-        layout_metrics = layout.result()
-    else:
-        layout_metrics = train_stage("layout", params_path)
-        region_metrics = train_stage("region", params_path)
+    load_params(params_path)  # a bad params file fails here, before any task starts
+    layout_metrics = train_stage("layout", params_path)
+    region_metrics = train_stage("region", params_path)
     wcn_metrics = train_stage("wcn", params_path)
     return {"layout": layout_metrics, "region": region_metrics, "wcn": wcn_metrics}
 

@@ -51,7 +51,7 @@ from pipeline.training.steps import STAGES, NonFiniteLoss, StageSteps, build_ste
 
 # Fields of params.train that do not change the trajectory of the steps already taken (so a checkpoint made
 # under other values may be resumed): how long to train, how often to save, and how the flow schedules stages.
-NON_TRAJECTORY_FIELDS = {"epochs", "checkpoint_every", "keep_checkpoints", "concurrent", "out"}
+NON_TRAJECTORY_FIELDS = {"epochs", "checkpoint_every", "keep_checkpoints", "out"}
 _INIT_LOCK = threading.Lock()  # the flow may build two stages' networks at once in threads; seeding is global
 
 
@@ -217,17 +217,16 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     total = epochs * steps_per_epoch
     fingerprint = run_fingerprint(params, manifest_sha, world)
 
-    vgg, vgg_info, region = None, None, None
+    vgg, vgg_info = None, None
     if stage in ("region", "wcn"):
         from pipeline.pretrained.vgg19 import load_vgg19
 
         vgg, vgg_info = load_vgg19(root / tp.vgg19_weights, seed=tp.seed)
-    if stage == "wcn":
-        region = load_region_generator(params, root, cfg)
+    upstream = load_generators(params, root, cfg, STAGES[:STAGES.index(stage)])
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
-        steps = build_steps(stage, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg,
-                            region_generator=region)
+        steps = build_steps(stage, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg, upstream=upstream,
+                            sequence_length=tp.sequence_length)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(epochs, tp.lr_decay_epochs))
                   for name, opt in steps.optimizers.items()}
 
@@ -247,7 +246,8 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     backends: set[str] = set(json.dumps(b, sort_keys=True) for b in state.meta["backends"].get("shards", []))
 
     dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
-                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage))
+                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage),
+                               pose_thickness=params.pose.thickness)
     if not steps.trainable:
         total = 0  # "REMOT w/o WCN" (model.wcn: false): no network, nothing to optimise
     log_rows = read_log(paths.losses, state.step) if rank == 0 else []
@@ -389,18 +389,20 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     result.final_losses, result.metrics = final_losses, metrics
 
 
-def load_region_generator(params: Params, root: Path, cfg) -> torch.nn.Module:
-    """The trained Region GAN generator from ``models/region/final`` (the WCN trains on its outputs)."""
-    from remot_models import RegionGenerator
+def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) -> dict[str, torch.nn.Module]:
+    """The trained generators of ``stages`` from ``models/<stage>/final`` (a later stage trains on their outputs)."""
+    from pipeline.inference.generate import build_generator
 
-    folder = root / params.train.out / "region" / "final"
-    if not (folder / "state.json").is_file():
-        raise RemotError(f"the WCN trains on the Region GAN's outputs, but {folder} holds no checkpoint: run "
-                         "`dvc repro train_region` (or `make train`) first")
-    ckpt.check_model_config(folder, cfg.to_dict(), "`dvc repro train_region`")
-    generator = RegionGenerator(cfg)
-    ckpt.load_modules(folder, {"generator": generator})
-    return generator
+    generators = {}
+    for stage in stages:
+        folder = root / params.train.out / stage / "final"
+        if not (folder / "state.json").is_file():
+            raise RemotError(f"the later stages train on the {stage} generator's outputs, but {folder} holds no "
+                             f"checkpoint: run `dvc repro train_{stage}` (or `make train`) first")
+        ckpt.check_model_config(folder, cfg.to_dict(), f"`dvc repro train_{stage}`")
+        generators[stage] = build_generator(stage, cfg)
+        ckpt.load_modules(folder, {"generator": generators[stage]})
+    return generators
 
 
 # ------------------------------------------------------------------------------------------------ CLI

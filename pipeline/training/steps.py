@@ -1,32 +1,37 @@
 """One optimisation step of each GAN stage (paper 3.1-3.3, eq. 6-10, plus vid2vid's flow and warp losses).
 
-Every stage trains on windows of T >= 3 frames (shard field conventions in ``pipeline.loader``) and generates
-the last frame t of the window. The two previous outputs a generator expects (t-2, t-1) are the ground truth of
-those frames - vid2vid's start of a training sequence ("real previous frames", its default unless
-``no_first_img``) - so one window is one independent sample and the loader order alone fixes the data.
+**Trained as used.** A step takes a window of ``sequence_length`` consecutive frames and runs the recurrence
+``remot_models.sequence.generate_sequence`` over it - the same function inference runs: frame 0 starts from
+the bootstrap (zero state, then its own output as both previous frames), every later frame gets the networks'
+OWN previous outputs (detached: no gradient through the recurrence), and the Region GAN and WCN receive the
+frozen Layout GAN's hardened predictions, never ground-truth layouts. Hence the schedule (paper 3.3 trains the
+stages separately): Layout GAN, then the Region GAN on the frozen Layout GAN, then the WCN on both frozen.
+Every frame of the window is scored against its ground truth and the terms are averaged over the frames.
 
-Per step: the generator update (discriminators frozen), then the discriminator update on the real target and
-the detached fake, evaluated in ONE discriminator call on the concatenated batch (so each discriminator runs
-forward once per backward). Every loss term is checked for NaN/inf before any parameter changes
-(:class:`NonFiniteLoss` names the step and the term). With several ranks the gradients are averaged across
-ranks (one flat all-reduce per network) before every optimizer step.
+Per step: the generator update (discriminators frozen), then the discriminator update on the real targets and
+the detached fakes of all frames, in ONE discriminator call on the concatenated batch. Every loss term is checked
+for NaN/inf before any parameter changes (:class:`NonFiniteLoss`). With several ranks the gradients are
+averaged across ranks (one flat all-reduce per network) before every optimizer step.
 
-Losses (weights in ``ModelConfig``):
+Losses (weights in ``ModelConfig``; the adversarial objective is eq. 8/10's vanilla GAN by default):
 
 * Layout GAN - the paper gives no layout loss; we use cross-entropy of D1's logits against the ground-truth
   labels (eq. 2a), ``lambda_rec`` x L1 between the blended layout (eq. 2c) and the one-hot ground truth, the
-  multi-scale conditional adversarial loss on (layout, driving pose) and feature matching, and
-  ``lambda_flow`` x (flow L1 to the reference flow + warp loss of the previous ground-truth layout), masked by
-  the flow's validity.
-* Region GAN - eq. 9: for each of the 5 regions ``lambda_rec`` eq. 6 + ``lambda_per`` eq. 7 content
-  (+ ``lambda_style`` Gram term) + eq. 8 adversarial on (region image, region mask), summed over regions; plus
-  feature matching. Regions are folded into the batch, so "sum over regions" = 5 x the folded mean.
-  The Region GAN is trained on ground-truth layouts (it is trained separately from the Layout GAN, 3.3).
-* WCN - "the same loss function as Region GAN" on the whole frame, a face discriminator's adversarial loss
-  (``lambda_face``), and the flow/warp losses of its temporal blend. Its inputs are the FROZEN Region GAN's
-  outputs (coarse foreground, GAM-aligned source) on ground-truth layouts: the Layout GAN is trained
-  concurrently and independently, and ground-truth layouts keep the WCN's inputs the ones the Region GAN was
-  trained for; at inference the Layout GAN's layouts replace them.
+  multi-scale conditional adversarial loss on (layout, driving pose) with feature matching, ``lambda_flow`` x the
+  flow L1 to the reference flow and ``lambda_warp`` x the warp loss of the previous ground-truth layout, masked by
+  the flow's validity (frames after the first; frame 0 has no real predecessor).
+* Region GAN - eq. 9: ``lambda_rec`` x eq. 6 per region, **normalised by the region's area** (the union of
+  predicted and true region; an L1 averaged over the whole frame would give heads and shoes almost no weight),
+  averaged over the 5 regions (eq. 9's sum / 5: a constant folded into the weights); ``lambda_per`` /
+  ``lambda_style`` x eq. 7 on the foreground (the eq. 11 sum of regions vs the true person), once per frame
+  (``perceptual_on: regions`` runs it per region as eq. 9 literally does, at 5x the VGG19 cost); eq. 8 on
+  (region image, region mask) pairs with feature matching.
+* WCN - "the same loss function as Region GAN" on the whole frame: L1 over the frame plus L1 normalised over the
+  person (union of predicted and true person), eq. 7 on the frame, eq. 8 with feature matching, the face
+  discriminator (``lambda_face``), and the flow/warp losses of its temporal blend.
+
+Flow is in pixels, so its L1 is weighted ``lambda_flow = 1`` (vid2vid's 10 made it 2/3 of the WCN's total at
+initialisation, more than every image term together); the warp loss is in image units like eq. 6.
 """
 from __future__ import annotations
 
@@ -43,7 +48,8 @@ from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, Lay
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig
 from remot_models.losses import (discriminator_loss, feature_matching_loss, flow_loss, generator_adversarial_loss,
-                                 perceptual_loss, reconstruction_loss, warp_loss)
+                                 masked_l1, perceptual_loss, reconstruction_loss, warp_loss)
+from remot_models.sequence import FrameOutput, Generators, frozen, generate_sequence
 
 STAGES: tuple[str, ...] = ("layout", "region", "wcn")
 TENSOR_FIELDS = ("frames", "poses", "keypoints", "layouts", "flow", "valid", "background", "source",
@@ -112,28 +118,42 @@ def _frozen(modules: list[nn.Module]):
     return ctx()
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensor fields to ``device`` and keep the last 3 frames of the window (t-2, t-1, t)."""
-    if batch["frames"].shape[1] < 3:
-        raise RemotError(f"training needs windows of at least 3 frames (t-2, t-1, t), the shards have "
-                         f"{batch['frames'].shape[1]}: set shards.window: 3 and run `dvc repro shards`")
+def to_device(batch: dict[str, Any], device: torch.device, length: int) -> dict[str, Any]:
+    """Move the tensor fields to ``device``, keeping the last ``length`` frames of each window."""
+    have = batch["frames"].shape[1]
+    if have < length:
+        raise RemotError(f"train.sequence_length is {length} but the shards hold windows of {have} frames: set "
+                         f"shards.window >= {length} and run `dvc repro shards`, or lower train.sequence_length")
     out = {}
     for name in TENSOR_FIELDS:
         value = batch[name].to(device, non_blocking=True)
-        out[name] = value[:, -3:] if name in ("frames", "poses", "keypoints", "layouts", "flow", "valid") else value
+        out[name] = value[:, -length:] if name in ("frames", "poses", "keypoints", "layouts", "flow", "valid") else value
     return out
+
+
+def frame_mean(terms_per_frame: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Average each loss term over the frames of the sequence (a term missing in a frame counts as zero)."""
+    names = list(dict.fromkeys(k for terms in terms_per_frame for k in terms))
+    n = len(terms_per_frame)
+    return {k: sum(terms[k] for terms in terms_per_frame if k in terms) / n for k in names}
 
 
 class StageSteps:
     """A GAN stage: ``modules`` (checkpointed networks), ``optimizers``, ``train_step(batch, step)`` returning the
-    loss terms as floats, and ``sample(batch)`` returning named (B, 3, H, W) images in [-1, 1] for the grid."""
+    loss terms as floats, and ``sample(batch)`` returning named (B, 3, H, W) images in [-1, 1] for the grid.
+
+    ``upstream``: the trained generators of the earlier stages (``layout`` for the Region GAN, ``layout`` and
+    ``region`` for the WCN); they run frozen inside the recurrence."""
 
     name = ""
 
-    def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool):
+    def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None):
         self.cfg, self.device = cfg, device
         self.lr, self.betas = lr, betas
         self.amp = amp and device.type == "cuda"
+        self.sequence_length = sequence_length
+        self.upstream = {k: frozen(m.to(device)) for k, m in (upstream or {}).items()}
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -151,6 +171,20 @@ class StageSteps:
             self.optimizers["discriminator"] = torch.optim.Adam(
                 [p for d in discriminators for p in d.parameters()], lr=self.lr, betas=self.betas)
 
+    def _need_upstream(self, *names: str) -> None:
+        missing = [n for n in names if n not in self.upstream]
+        if missing:
+            raise RemotError(f"the {self.name} stage trains on the outputs of the trained {', '.join(missing)} "
+                             f"generator(s): train them first (`dvc repro train_{missing[0]}`)")
+
+    def generators(self) -> Generators:
+        raise NotImplementedError
+
+    def rollout(self, b: dict[str, Any]) -> list[FrameOutput]:
+        """The recurrence over the window (inference's own function), one :class:`FrameOutput` per frame."""
+        return list(generate_sequence(self.generators(), b["source"], b["source_layout"], b["poses"].unbind(1),
+                                      b["background"]))
+
     def autocast(self):
         if self.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -166,41 +200,53 @@ class StageSteps:
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         """Generator update then discriminator update; returns every loss term (floats)."""
-        b = to_device(batch, self.device)
+        b = to_device(batch, self.device, self.sequence_length)
         with _frozen(self.discriminators), self.autocast():
-            g_terms, d_inputs = self.generator_losses(b)
+            outs = self.rollout(b)
+            g_terms = frame_mean([self.frame_losses(b, out) for out in outs])
         g_total = sum(g_terms.values())
         values = check_finite(self.name, step, {**g_terms, "g_total": g_total})
         self._update("generator", g_total, [self.generator])
         with self.autocast():
-            d_terms = self.discriminator_losses(d_inputs)
+            d_terms = self.discriminator_losses(b, outs)
         d_total = sum(d_terms.values())
         values.update(check_finite(self.name, step, {**d_terms, "d_total": d_total}))
         self._update("discriminator", d_total, self.discriminators)
         return values
 
-    def generator_losses(self, b: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any]:
+    def frame_losses(self, b: dict[str, Any], out: FrameOutput) -> dict[str, torch.Tensor]:
+        """The generator's loss terms of frame ``out.t`` of the window."""
         raise NotImplementedError
 
-    def discriminator_losses(self, d_inputs: Any) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, b: dict[str, Any], outs: list[FrameOutput]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def _gan_terms(self, disc: nn.Module, fake: torch.Tensor, real: torch.Tensor, cond: torch.Tensor,
-                   weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def _gan_terms(self, disc: nn.Module, fake: torch.Tensor, real: torch.Tensor, fake_cond: torch.Tensor,
+                   real_cond: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eq. 8 adversarial (+ feature matching) terms of a conditional multi-scale discriminator."""
-        fake_out = disc(fake, cond)
-        terms = {"g_adv": weight * generator_adversarial_loss(fake_out, self.cfg.gan_objective)}
+        fake_out = disc(fake, fake_cond)
+        terms = {"g_adv": generator_adversarial_loss(fake_out, self.cfg.gan_objective)}
         if self.cfg.feature_matching:
             with torch.no_grad():
-                real_out = disc(real, cond)
-            terms["feat"] = weight * self.cfg.lambda_feat * feature_matching_loss(real_out, fake_out)
+                real_out = disc(real, real_cond)
+            terms["feat"] = self.cfg.lambda_feat * feature_matching_loss(real_out, fake_out)
         return terms
 
-    def _d_term(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _d_term(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_cond: torch.Tensor,
+                fake_cond: torch.Tensor) -> torch.Tensor:
         """Eq. 10: one discriminator call on the concatenated (real; detached fake) batch."""
-        both = disc(torch.cat([real, fake.detach()]), torch.cat([cond, cond]))
+        both = disc(torch.cat([real, fake.detach()]), torch.cat([real_cond, fake_cond]))
         real_out, fake_out = split_outputs(both, real.shape[0])
         return discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
+
+    def _temporal_terms(self, flow: torch.Tensor, b: dict[str, Any], t: int, previous_real: torch.Tensor,
+                        current_real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """vid2vid's flow and warp losses of frame t (t >= 1: frame 0 has no real predecessor in the window)."""
+        if t == 0:
+            return {}
+        ref, valid = b["flow"][:, t], b["valid"][:, t]
+        return {"flow": self.cfg.lambda_flow * flow_loss(flow, ref, valid),
+                "warp": self.cfg.lambda_warp * warp_loss(previous_real, flow, current_real, valid)}
 
 
 # ------------------------------------------------------------------------------------------------ Layout GAN
@@ -209,105 +255,117 @@ class StageSteps:
 class LayoutSteps(StageSteps):
     name = "layout"
 
-    def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool):
-        super().__init__(cfg, device, lr, betas, amp)
+    def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
         self.modules = {"generator": LayoutGenerator(cfg),
                         "discriminator": MultiscaleDiscriminator(cfg, image_channels=6, cond_channels=3)}
         self._finish_init(self.modules["generator"], [self.modules["discriminator"]])
 
-    def generator_losses(self, b):
-        poses, layouts = b["poses"], b["layouts"]
-        target, cond = layouts[:, -1], poses[:, -1]
-        out = self.generator(b["source_layout"], poses, layouts[:, :2])
-        ref_flow, valid = b["flow"][:, -1], b["valid"][:, -1]
-        terms = {
-            "ce": F.cross_entropy(out.logits.float(), target.argmax(dim=1)),
-            "rec": self.cfg.lambda_rec * reconstruction_loss(out.layout, target),
-            **self._gan_terms(self.discriminator, out.layout, target, cond),
-            "flow": self.cfg.lambda_flow * flow_loss(out.flow, ref_flow, valid),
-            "warp": self.cfg.lambda_flow * warp_loss(layouts[:, -2], out.flow, target, valid),
-        }
-        return terms, (target, out.layout, cond)
+    def generators(self) -> Generators:
+        return Generators(self.generator)
 
-    @property
-    def discriminator(self) -> nn.Module:
-        return self.modules["discriminator"]
+    def frame_losses(self, b, out):
+        t, lo = out.t, out.layout_out
+        target, cond = b["layouts"][:, t], b["poses"][:, t]
+        terms = {"ce": F.cross_entropy(lo.logits.float(), target.argmax(dim=1)),
+                 "rec": self.cfg.lambda_rec * reconstruction_loss(lo.layout, target),
+                 **self._gan_terms(self.modules["discriminator"], lo.layout, target, cond, cond)}
+        return {**terms, **self._temporal_terms(lo.flow, b, t, b["layouts"][:, t - 1], target)}
 
-    def discriminator_losses(self, d_inputs):
-        target, fake, cond = d_inputs
-        return {"d_adv": self._d_term(self.discriminator, target, fake, cond)}
+    def discriminator_losses(self, b, outs):
+        real = torch.cat([b["layouts"][:, o.t] for o in outs])
+        fake = torch.cat([o.layout_out.layout for o in outs])
+        cond = torch.cat([b["poses"][:, o.t] for o in outs])
+        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, cond, cond)}
 
     @torch.no_grad()
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device)
-        out = self.generator(b["source_layout"], b["poses"], b["layouts"][:, :2])
-        return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(out.layout),
-                "ground truth": colour_layout(b["layouts"][:, -1])}
+        b = to_device(batch, self.device, self.sequence_length)
+        last = self.rollout(b)[-1]
+        return {"source": b["source"], "driving pose": b["poses"][:, -1],
+                "layout": colour_layout(last.layout_out.layout), "ground truth": colour_layout(b["layouts"][:, -1])}
 
 
 # ------------------------------------------------------------------------------------------------ Region GAN
 
 
-def region_targets(b: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ground-truth region images I_d,i = I_d * L_d,i of the window: (B, 3, 5, 3, H, W), and masks (B, 3, 5, H, W)."""
-    masks = b["layouts"][:, :, :NUM_PERSON_REGIONS]
-    return b["frames"].unsqueeze(2) * masks.unsqueeze(3), masks
+def region_targets(b: dict[str, Any], t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth region images I_d,i = I_d * L_d,i of frame t: (B, 5, 3, H, W), and masks (B, 5, H, W)."""
+    masks = b["layouts"][:, t, :NUM_PERSON_REGIONS]
+    return b["frames"][:, t].unsqueeze(1) * masks.unsqueeze(2), masks
+
+
+def person_of(layout: torch.Tensor) -> torch.Tensor:
+    """(B, 6, H, W) layout -> (B, 1, H, W) person mask (1 - background)."""
+    return 1.0 - layout[:, BACKGROUND:BACKGROUND + 1]
 
 
 class RegionSteps(StageSteps):
     name = "region"
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
-                 vgg: nn.Module):
-        super().__init__(cfg, device, lr, betas, amp)
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None,
+                 vgg: nn.Module | None = None):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
+        self._need_upstream("layout")
         self.vgg = vgg.to(device)
         self.modules = {"generator": RegionGenerator(cfg),
                         "discriminator": MultiscaleDiscriminator(cfg, image_channels=3, cond_channels=1)}
         self._finish_init(self.modules["generator"], [self.modules["discriminator"]])
 
-    def generator_losses(self, b):
-        regions, masks = region_targets(b)
-        out = self.generator(b["layouts"][:, -1], b["source"], b["source_layout"], regions[:, :2])
-        n = NUM_PERSON_REGIONS  # eq. 9 sums over the regions; the folded means are per region
-        fake, real = out.regions.flatten(0, 1), regions[:, -1].flatten(0, 1)
-        cond = masks[:, -1].flatten(0, 1).unsqueeze(1)
-        per = perceptual_loss(self.vgg, fake, real)
-        gan = self._gan_terms(self.modules["discriminator"], fake, real, cond, weight=n)
-        terms = {"rec": n * self.cfg.lambda_rec * reconstruction_loss(fake, real),
-                 "per_content": n * self.cfg.lambda_per * per["content"],
-                 "per_style": n * self.cfg.lambda_style * per["style"], **gan}
-        return terms, (real, fake, cond)
+    def generators(self) -> Generators:
+        return Generators(self.upstream["layout"], self.generator)
 
-    def discriminator_losses(self, d_inputs):
-        real, fake, cond = d_inputs
-        return {"d_adv": NUM_PERSON_REGIONS * self._d_term(self.modules["discriminator"], real, fake, cond)}
+    def frame_losses(self, b, out):
+        real, real_masks = region_targets(b, out.t)
+        fake, fake_masks = out.region.regions, out.layout[:, :NUM_PERSON_REGIONS]
+        union = torch.maximum(real_masks, fake_masks).unsqueeze(2)                      # (B, 5, 1, H, W)
+        rec = masked_l1(fake.flatten(0, 1), real.flatten(0, 1), union.flatten(0, 1))
+        if self.cfg.perceptual_on == "regions":
+            per = perceptual_loss(self.vgg, fake.flatten(0, 1), real.flatten(0, 1))
+        else:
+            per = perceptual_loss(self.vgg, out.region.foreground, b["frames"][:, out.t] * person_of(b["layouts"][:, out.t]))
+        gan = self._gan_terms(self.modules["discriminator"], fake.flatten(0, 1), real.flatten(0, 1),
+                              fake_masks.flatten(0, 1).unsqueeze(1), real_masks.flatten(0, 1).unsqueeze(1))
+        return {"rec": self.cfg.lambda_rec * rec, "per_content": self.cfg.lambda_per * per["content"],
+                "per_style": self.cfg.lambda_style * per["style"], **gan}
+
+    def discriminator_losses(self, b, outs):
+        reals = [region_targets(b, o.t) for o in outs]
+        real = torch.cat([r.flatten(0, 1) for r, _ in reals])
+        real_cond = torch.cat([m.flatten(0, 1).unsqueeze(1) for _, m in reals])
+        fake = torch.cat([o.region.regions.flatten(0, 1) for o in outs])
+        fake_cond = torch.cat([o.layout[:, :NUM_PERSON_REGIONS].flatten(0, 1).unsqueeze(1) for o in outs])
+        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, real_cond, fake_cond)}
 
     @torch.no_grad()
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device)
-        regions, _ = region_targets(b)
-        out = self.generator(b["layouts"][:, -1], b["source"], b["source_layout"], regions[:, :2])
-        return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(b["layouts"][:, -1]),
-                "regions": out.foreground, "ground truth": regions[:, -1].sum(1)}
+        b = to_device(batch, self.device, self.sequence_length)
+        last = self.rollout(b)[-1]
+        return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(last.layout),
+                "regions": last.region.foreground,
+                "ground truth": b["frames"][:, -1] * person_of(b["layouts"][:, -1])}
 
 
 # ------------------------------------------------------------------------------------------------ WCN
 
 
 class WCNSteps(StageSteps):
-    """Trains the WCN on the frozen Region GAN's outputs (``region_generator`` must hold trained weights)."""
+    """Trains the WCN on the frozen Layout GAN's and Region GAN's outputs (``upstream`` holds both)."""
 
     name = "wcn"
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
-                 vgg: nn.Module, region_generator: RegionGenerator):
-        super().__init__(cfg, device, lr, betas, amp)
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None,
+                 vgg: nn.Module | None = None):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
+        self._need_upstream("layout", "region")
         self.vgg = vgg.to(device)
-        self.region = region_generator.to(device).eval().requires_grad_(False)
         self.modules = {"generator": WholeCompositionNetwork(cfg)}
         discs: list[nn.Module] = []
         if cfg.wcn:  # "REMOT w/o WCN" has no network, hence nothing to train
@@ -316,63 +374,67 @@ class WCNSteps(StageSteps):
             discs = [self.modules["discriminator"], self.modules["face_discriminator"]]
         self._finish_init(self.modules["generator"], discs)
 
-    def _forward(self, b):
-        regions, _ = region_targets(b)
-        with torch.no_grad():
-            coarse = self.region(b["layouts"][:, -1], b["source"], b["source_layout"], regions[:, :2])
-        person = 1.0 - b["layouts"][:, :, BACKGROUND:BACKGROUND + 1]
-        prev_fg = (b["frames"] * person)[:, :2]
-        out = self.generator(b["layouts"], b["poses"], coarse.foreground, prev_fg, coarse.aligned_foreground,
-                             b["background"], b["frames"][:, -2])
-        return out, coarse
+    def generators(self) -> Generators:
+        return Generators(self.upstream["layout"], self.upstream["region"], self.generator)
 
-    def generator_losses(self, b):
-        out, _ = self._forward(b)
-        real = b["frames"][:, -1]
-        cond = torch.cat([b["layouts"][:, -1], b["poses"][:, -1]], dim=1)
+    @staticmethod
+    def _conds(b, out):
+        """Discriminator conditions of frame t: (real layout, pose) and (generated layout, pose)."""
+        pose = b["poses"][:, out.t]
+        return torch.cat([b["layouts"][:, out.t], pose], 1), torch.cat([out.layout, pose], 1)
+
+    def frame_losses(self, b, out):
+        t, comp = out.t, out.composition
+        real = b["frames"][:, t]
+        person = torch.maximum(person_of(b["layouts"][:, t]), person_of(out.layout))
+        real_cond, fake_cond = self._conds(b, out)
         h, w = real.shape[-2:]
-        boxes, valid = face_boxes(b["keypoints"][:, -1], (h, w))
-        per = perceptual_loss(self.vgg, out.output, real)
-        face_fake = self.modules["face_discriminator"](out.output, cond, boxes, valid)
-        ref_flow, flow_valid = b["flow"][:, -1], b["valid"][:, -1]
-        terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(out.output, real),
+        boxes, valid = face_boxes(b["keypoints"][:, t], (h, w))
+        per = perceptual_loss(self.vgg, comp.output, real)
+        face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
+        terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(comp.output, real),
+                 "rec_person": self.cfg.lambda_rec * masked_l1(comp.output, real, person),
                  "per_content": self.cfg.lambda_per * per["content"],
                  "per_style": self.cfg.lambda_style * per["style"],
-                 **self._gan_terms(self.modules["discriminator"], out.output, real, cond),
+                 **self._gan_terms(self.modules["discriminator"], comp.output, real, fake_cond, real_cond),
                  "face_adv": self.cfg.lambda_face * generator_adversarial_loss(face_fake, self.cfg.gan_objective)
-                 .to(real.device),
-                 "flow": self.cfg.lambda_flow * flow_loss(out.flow, ref_flow, flow_valid),
-                 "warp": self.cfg.lambda_flow * warp_loss(b["frames"][:, -2], out.flow, real, flow_valid)}
-        return terms, (real, out.output, cond, boxes, valid)
+                 .to(real.device)}
+        return {**terms, **self._temporal_terms(comp.flow, b, t, b["frames"][:, t - 1], real)}
 
-    def discriminator_losses(self, d_inputs):
-        real, fake, cond, boxes, valid = d_inputs
+    def discriminator_losses(self, b, outs):
+        real = torch.cat([b["frames"][:, o.t] for o in outs])
+        fake = torch.cat([o.composition.output for o in outs])
+        conds = [self._conds(b, o) for o in outs]
+        real_cond, fake_cond = torch.cat([c[0] for c in conds]), torch.cat([c[1] for c in conds])
+        h, w = real.shape[-2:]
+        boxes, valid = face_boxes(torch.cat([b["keypoints"][:, o.t] for o in outs]), (h, w))
         face = self.modules["face_discriminator"]
-        both = face(torch.cat([real, fake.detach()]), torch.cat([cond, cond]), torch.cat([boxes, boxes]),
+        both = face(torch.cat([real, fake.detach()]), torch.cat([real_cond, fake_cond]), torch.cat([boxes, boxes]),
                     torch.cat([valid, valid]))
         face_loss = real.new_zeros(())
         if both:
             real_out, fake_out = split_outputs(both, int(valid.sum()))
             face_loss = discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
-        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, cond),
+        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, real_cond, fake_cond),
                 "d_face": self.cfg.lambda_face * face_loss}
 
     @torch.no_grad()
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device)
-        out, coarse = self._forward(b)
-        return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(b["layouts"][:, -1]),
-                "regions": coarse.foreground, "output": out.output, "ground truth": b["frames"][:, -1]}
+        b = to_device(batch, self.device, self.sequence_length)
+        last = self.rollout(b)[-1]
+        return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(last.layout),
+                "regions": last.region.foreground, "output": last.composition.output,
+                "ground truth": b["frames"][:, -1]}
 
 
 def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
-                amp: bool, vgg: nn.Module | None = None, region_generator: RegionGenerator | None = None) -> StageSteps:
-    if stage == "layout":
-        return LayoutSteps(cfg, device, lr, betas, amp)
-    if stage == "region":
-        return RegionSteps(cfg, device, lr, betas, amp, vgg)
-    if stage == "wcn":
-        return WCNSteps(cfg, device, lr, betas, amp, vgg, region_generator)
-    raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
+                amp: bool, vgg: nn.Module | None = None, upstream: dict[str, nn.Module] | None = None,
+                sequence_length: int = 3) -> StageSteps:
+    """The :class:`StageSteps` of ``stage``; ``upstream`` = the trained generators of the earlier stages."""
+    kinds = {"layout": LayoutSteps, "region": RegionSteps, "wcn": WCNSteps}
+    if stage not in kinds:
+        raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
+    extra = {} if stage == "layout" else {"vgg": vgg}
+    return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, **extra)

@@ -1,0 +1,136 @@
+"""The REMOT recurrence over a driving sequence (paper 3.2 "utilize the previous generations", 3.3 inference).
+
+Written once and used by training (``pipeline.training.steps``), evaluation and ``remot transfer``
+(``pipeline.inference.generate``), so the networks are trained on exactly the inputs they see when used.
+Per driving frame t (tensor conventions of ``remot_models.blocks``)::
+
+    L^_d^t  = harden(LayoutGenerator(L_s, P_d^{t-2..t}, L^_d^{t-2..t-1}))          eq. 2, then one-hot (argmax)
+    regions = RegionGenerator(L^_d^t, I_s, L_s, regions^{t-2..t-1})                 eq. 3-5 and 11, GAM inside
+    I^_d^t  = WCN(L^_d^{t-2..t}, P_d^{t-2..t}, FG_r^t, FG^{t-2..t-1}, GAM(FG_s), BG, I^_d^{t-1})   eq. 12-15
+
+Every "previous" input is the network's OWN previous output (vid2vid trains on generated previous frames too),
+and the Region GAN and WCN receive the Layout GAN's hardened prediction, never the ground-truth layout.
+
+Start of a sequence (:data:`START_RULE`): no real previous frame exists for a new identity, so frame 0 is
+generated once from all-zero state, that output becomes both "previous" frames (a person standing still before
+the video starts), and frame 0 is generated again from that state. Poses before frame 0 repeat frame 0's pose.
+
+Gradients do not flow through the recurrence: the state fed to the next frame is detached (vid2vid detaches
+its previous generated frames as well). Each frame's loss trains the network on the inputs its own earlier
+outputs produced, at the memory cost of one frame's graph per frame of the sequence.
+
+``nets.region`` / ``nets.wcn`` may be None: the recurrence then stops after that network (training the Layout
+GAN needs no Region GAN). Frozen upstream networks (``requires_grad_(False)``) build no autograd graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from remot_models.blocks import NUM_PERSON_REGIONS, NUM_REGIONS
+from remot_models.layout_gan import LayoutGenerator, LayoutOutput
+from remot_models.region_gan import RegionGenerator, RegionOutput
+from remot_models.wcn import CompositionOutput, WholeCompositionNetwork
+
+START_RULE = ("bootstrap-v1: frame 0 generated from zero state, then regenerated with its own first output as "
+              "both previous frames; later frames use the networks' own previous outputs")
+
+
+def harden(layout: torch.Tensor) -> torch.Tensor:
+    """(B, 6, H, W) per-pixel distribution -> one-hot of its argmax (the layout passed on and fed back)."""
+    return F.one_hot(layout.argmax(dim=1), NUM_REGIONS).movedim(-1, 1).to(layout.dtype)
+
+
+@dataclass
+class Generators:
+    """The three generators; ``region`` / ``wcn`` None stops the recurrence after the one before."""
+
+    layout: LayoutGenerator
+    region: RegionGenerator | None = None
+    wcn: WholeCompositionNetwork | None = None
+
+
+@dataclass
+class Previous:
+    """The two previous outputs of every network, oldest first, detached."""
+
+    layouts: torch.Tensor      # (B, 2, 6, H, W) hardened layouts
+    regions: torch.Tensor      # (B, 2, 5, 3, H, W)
+    foregrounds: torch.Tensor  # (B, 2, 3, H, W) WCN foregrounds
+    frame: torch.Tensor        # (B, 3, H, W) the previous final frame
+
+    @classmethod
+    def zeros(cls, b: int, h: int, w: int, like: torch.Tensor) -> "Previous":
+        z = lambda *s: like.new_zeros(s)  # noqa: E731
+        return cls(z(b, 2, NUM_REGIONS, h, w), z(b, 2, NUM_PERSON_REGIONS, 3, h, w), z(b, 2, 3, h, w),
+                   z(b, 3, h, w))
+
+    def push(self, out: "FrameOutput", still: bool = False) -> "Previous":
+        """The state after ``out``; ``still`` makes ``out`` both previous frames (the bootstrap)."""
+        def shift(old: torch.Tensor, new: torch.Tensor | None) -> torch.Tensor:
+            if new is None:
+                return old
+            new = new.detach()[:, None]
+            return torch.cat([new, new], dim=1) if still else torch.cat([old[:, 1:], new], dim=1)
+
+        regions = out.region.regions if out.region is not None else None
+        fg = out.composition.foreground if out.composition is not None else None
+        frame = out.composition.output.detach() if out.composition is not None else self.frame
+        return Previous(shift(self.layouts, out.layout), shift(self.regions, regions),
+                        shift(self.foregrounds, fg), frame)
+
+
+@dataclass
+class FrameOutput:
+    """Everything one frame produced; ``layout_out``/``region``/``composition`` keep their autograd graphs."""
+
+    t: int
+    layout_out: LayoutOutput
+    layout: torch.Tensor                     # (B, 6, H, W) hardened L^_d^t, as passed on
+    layouts: torch.Tensor                    # (B, 3, 6, H, W) hardened L^_d^{t-2..t} (the WCN's input)
+    poses: torch.Tensor                      # (B, 3, 3, H, W) P_d^{t-2..t}
+    region: RegionOutput | None
+    composition: CompositionOutput | None
+
+
+def generate_frame(nets: Generators, prev: Previous, source: torch.Tensor, source_layout: torch.Tensor,
+                   poses: torch.Tensor, background: torch.Tensor, t: int = 0) -> FrameOutput:
+    """One step of the recurrence. ``poses``: (B, 3, 3, H, W) = P_d^{t-2..t}."""
+    layout_out = nets.layout(source_layout, poses, prev.layouts)
+    layout = harden(layout_out.layout.detach())
+    layouts = torch.cat([prev.layouts, layout[:, None]], dim=1)
+    region = composition = None
+    if nets.region is not None:
+        region = nets.region(layout, source, source_layout, prev.regions)
+        if nets.wcn is not None:
+            composition = nets.wcn(layouts, poses, region.foreground, prev.foregrounds, region.aligned_foreground,
+                                   background, prev.frame)
+    return FrameOutput(t, layout_out, layout, layouts, poses, region, composition)
+
+
+def generate_sequence(nets: Generators, source: torch.Tensor, source_layout: torch.Tensor,
+                      poses: Iterable[torch.Tensor], background: torch.Tensor) -> Iterator[FrameOutput]:
+    """Run the recurrence over driving pose maps ``poses`` (an iterable of (B, 3, H, W), one per frame; a
+    (B, T, 3, H, W) tensor's frames via ``poses.unbind(1)``). ``source`` (B, 3, H, W), ``source_layout``
+    (B, 6, H, W), ``background`` (B, 3, H, W). Yields one :class:`FrameOutput` per driving frame, so memory is
+    flat in the sequence length; :data:`START_RULE` starts it."""
+    b, _, h, w = source.shape
+    prev = Previous.zeros(b, h, w, source)
+    window: torch.Tensor | None = None
+    for t, pose in enumerate(poses):
+        window = pose[:, None].repeat(1, 3, 1, 1, 1) if window is None else torch.cat([window[:, 1:], pose[:, None]], 1)
+        if t == 0:
+            with torch.no_grad():
+                prev = prev.push(generate_frame(nets, prev, source, source_layout, window, background), still=True)
+        out = generate_frame(nets, prev, source, source_layout, window, background, t)
+        prev = prev.push(out)
+        yield out
+
+
+def frozen(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode with no trainable parameters (an upstream network of the stage being trained)."""
+    return module.eval().requires_grad_(False)
