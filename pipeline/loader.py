@@ -13,9 +13,11 @@ give the same stream):
   split, and with N workers each sample comes out exactly once per epoch. The split is by shard, so ranks can get
   unequal sample counts (and ranks x workers should not exceed the number of shards, or some get nothing); for
   DDP training use ``resampled=True`` with ``epoch_length`` so every rank takes the same number of steps.
-* **Resampled** (step-based epochs): every (rank, worker) draws shards with replacement from its own RNG, seeded
-  from (seed, epoch, rank, worker), so streams differ across ranks; ``epoch_length`` samples per rank per epoch
+* **Resampled** (step-based epochs): every (rank, worker) cycles through the shards, each cycle in a fresh random
+  order from its own RNG, seeded from (seed, epoch, rank, worker), so streams differ across ranks; ``epoch_length`` samples per rank per epoch
   (split over the workers), or an endless stream when ``epoch_length`` is None.
+* Resampled streams read ``INTERLEAVED_SHARDS`` shards at once, taking each sample from a random one of them
+  (shards hold one video each, so consecutive samples come from different videos).
 * A shuffle buffer of ``shuffle_buffer`` samples (seeded from seed, epoch, rank, worker) mixes samples across
   shards; 0 disables every shuffle (shards in sorted order, samples in file order), for evaluation.
 * Call ``dataset.set_epoch(epoch)`` before each epoch (like ``DistributedSampler``) to get a new order; the
@@ -48,6 +50,7 @@ from pipeline.labels import REGIONS
 from pipeline.pose.render import render_pose_map
 
 N_REGIONS = len(REGIONS)
+INTERLEAVED_SHARDS = 16  # shards (videos) a resampled training stream reads at once
 
 
 def derive_seed(*parts: Any) -> int:
@@ -169,6 +172,28 @@ def _buffer_shuffle(samples: Iterator[Any], size: int, rng: random.Random) -> It
     yield from buffer
 
 
+def _interleave(shards: Iterator[dict[str, str]], width: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Samples of ``width`` shards read at once, each next sample from a random one of them; an exhausted shard is
+    replaced by the next. Shards are per video, so this mixes videos from the first sample on, where a shuffle
+    buffer alone holds one or two videos' consecutive windows until it has filled."""
+    def open_next() -> Iterator[dict[str, Any]] | None:
+        shard = next(shards, None)
+        return None if shard is None else iter(wds.tariterators.tarfile_samples(iter([shard])))
+
+    streams = [s for s in (open_next() for _ in range(width)) if s is not None]
+    while streams:
+        index = rng.randrange(len(streams))
+        sample = next(streams[index], None)
+        if sample is None:
+            replacement = open_next()
+            if replacement is None:
+                streams.pop(index)
+            else:
+                streams[index] = replacement
+            continue
+        yield sample
+
+
 class WindowDataset(IterableDataset):
     """Decoded window samples streamed from WebDataset shards; see the module docstring for order and splitting."""
 
@@ -193,8 +218,9 @@ class WindowDataset(IterableDataset):
     def _shards(self, rank: int, world: int, worker: int, n_workers: int) -> Iterator[dict[str, str]]:
         if self.resampled:
             rng = random.Random(derive_seed("resample", self.seed, self.epoch, rank, worker))
-            while True:
-                yield {"url": self.urls[rng.randrange(len(self.urls))]}
+            while True:  # endless cycles, each a fresh random order of every shard
+                for url in rng.sample(self.urls, len(self.urls)):
+                    yield {"url": url}
         urls = list(self.urls)
         if self.shuffle_buffer > 0:
             # Same seed on every rank and worker, so split_by_node/worker partition one common order.
@@ -213,7 +239,12 @@ class WindowDataset(IterableDataset):
     def _samples(self) -> tuple[Iterator[dict[str, Any]], int, int]:
         """This (rank, worker)'s undecoded, shuffled sample stream; returns (stream, worker, n_workers)."""
         rank, world, worker, n_workers = wds.utils.pytorch_worker_info()
-        samples = wds.tariterators.tarfile_samples(self._shards(rank, world, worker, n_workers))
+        shards = self._shards(rank, world, worker, n_workers)
+        if self.resampled and self.shuffle_buffer > 1:
+            mix = random.Random(derive_seed("interleave", self.seed, self.epoch, rank, worker))
+            samples = _interleave(iter(shards), INTERLEAVED_SHARDS, mix)
+        else:
+            samples = wds.tariterators.tarfile_samples(shards)
         if self.shuffle_buffer > 1:
             rng = random.Random(derive_seed("samples", self.seed, self.epoch, rank, worker))
             samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)

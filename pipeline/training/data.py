@@ -82,3 +82,13 @@ def epoch_batches(dataset: ResumableWindows, epoch: int, skip: int, n_batches: i
             yield next(iterator)
     finally:
         del iterator  # shuts the workers down
+
+
+def distinct_videos(urls: list[str], n_samples: int = 64, shuffle_buffer: int = 256, seed: int = 0) -> int:
+    """How many different videos (shards hold one video each) the first ``n_samples`` of a training stream
+    come from: the mixing the loader achieves, reported by the benchmark."""
+    import itertools
+
+    dataset = ResumableWindows(urls, batch_size=1, num_workers=0, shuffle_buffer=shuffle_buffer, seed=seed)
+    samples, _, _ = dataset._samples()
+    return len({sample["__url__"] for sample in itertools.islice(samples, n_samples)})
