@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test bench lock params-check clean-data train serve ablation
+.PHONY: setup demo test bench lock params-check clean-data train serve ablation learn
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q --timeout=900 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; exit $$rc
+
+# The CPU learning run (pipeline/profiles/learn.yaml): raw generated videos -> trained REMOT -> evaluation in its
+# own folder data/runs/learn, at most 60 minutes on 2 cores; results to metrics/learn/ and plots/learn/.
+learn: setup
+	$(PY) -m pipeline.profiles learn
 
 bench: setup
 	$(PY) -m pipeline.benchmarks

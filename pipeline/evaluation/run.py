@@ -65,6 +65,14 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def perceptual_name(info: dict) -> str:
+    """Short name of the perceptual backbone a checkpoint recorded (``fid-inception``, ``vgg19:random-init(seed=0)``)."""
+    if not info:
+        return "not recorded in the checkpoints"
+    name = info.get("perceptual", "vgg19")
+    return f"{name}:{info['vgg19']}" if name == "vgg19" and "vgg19" in info else name
+
+
 def _name(component: Any) -> str:
     return f"unavailable ({component.reason})" if isinstance(component, Unavailable) else component.name
 
@@ -218,12 +226,12 @@ def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips
     if "cross" not in means:
         unavailable["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
                                 else "evaluate.cross_identity is false")
-    vgg = nets.info.get("wcn", {}).get("vgg19") or nets.info.get("region", {}).get("vgg19") or {}
+    perceptual = nets.info.get("wcn", {}).get("perceptual") or nets.info.get("region", {}).get("perceptual") or {}
     backends = {
         "parser": ", ".join(sorted({v.inputs.backends["parser"] for v in videos})),
         "pose": ", ".join(sorted({v.inputs.backends["pose"] for v in videos})),
         "flow": ", ".join(sorted({v.inputs.backends["flow"] for v in videos})),
-        "vgg": (vgg.get("vgg19") if isinstance(vgg, dict) else str(vgg)) or "not recorded in the checkpoints",
+        "perceptual": perceptual_name(perceptual),
         "lpips": _name(lpips),
         "inception": _name(inception),
     }

@@ -82,7 +82,7 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
         meta = ckpt.read_state(folder)
         info[stage] = {"folder": str(folder), "step": meta.get("step"), "profile": meta["meta"].get("profile"),
                        "git_revision": meta["meta"].get("git_revision"),
-                       "vgg19": (meta["meta"].get("backends") or {}).get("vgg19")}
+                       "perceptual": (meta["meta"].get("backends") or {}).get("perceptual")}
         folders[stage] = folder
     for net in nets.values():
         net.to(device).eval().requires_grad_(False)

@@ -219,9 +219,9 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
 
     vgg, vgg_info = None, None
     if stage in ("region", "wcn"):
-        from pipeline.pretrained.vgg19 import load_vgg19
+        from pipeline.pretrained.perceptual import load_perceptual
 
-        vgg, vgg_info = load_vgg19(root / tp.vgg19_weights, seed=tp.seed)
+        vgg, vgg_info = load_perceptual(tp.perceptual, root / tp.vgg19_weights, seed=tp.seed)
     upstream = load_generators(params, root, cfg, STAGES[:STAGES.index(stage)])
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
@@ -233,7 +233,7 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     meta = {"stage": stage, "fingerprint": fingerprint, "git_revision": git_revision(root),
             "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
             "profile": params.model.profile, "model_config": cfg.to_dict(),
-            "backends": {"vgg19": vgg_info, "shards": []}, "world_size": world, "device": str(device),
+            "backends": {"perceptual": vgg_info, "shards": []}, "world_size": world, "device": str(device),
             "amp": steps.amp, "torch": torch.__version__, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
     state = ckpt.TrainingState(meta=meta)
     resumed_from = _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank)

@@ -239,6 +239,10 @@ class StageSteps:
         real_out, fake_out = split_outputs(both, real.shape[0])
         return discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
 
+    def _perceptual(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 7 with the backbone's own layer weights (VGG19: eq. 7's plain sum)."""
+        return perceptual_loss(self.vgg, fake, real, getattr(self.vgg, "layer_weights", (1.0,) * 5))
+
     def _temporal_terms(self, flow: torch.Tensor, b: dict[str, Any], t: int, previous_real: torch.Tensor,
                         current_real: torch.Tensor) -> dict[str, torch.Tensor]:
         """vid2vid's flow and warp losses of frame t (t >= 1: frame 0 has no real predecessor in the window)."""
@@ -325,9 +329,9 @@ class RegionSteps(StageSteps):
         union = torch.maximum(real_masks, fake_masks).unsqueeze(2)                      # (B, 5, 1, H, W)
         rec = masked_l1(fake.flatten(0, 1), real.flatten(0, 1), union.flatten(0, 1))
         if self.cfg.perceptual_on == "regions":
-            per = perceptual_loss(self.vgg, fake.flatten(0, 1), real.flatten(0, 1))
+            per = self._perceptual(fake.flatten(0, 1), real.flatten(0, 1))
         else:
-            per = perceptual_loss(self.vgg, out.region.foreground, b["frames"][:, out.t] * person_of(b["layouts"][:, out.t]))
+            per = self._perceptual(out.region.foreground, b["frames"][:, out.t] * person_of(b["layouts"][:, out.t]))
         gan = self._gan_terms(self.modules["discriminator"], fake.flatten(0, 1), real.flatten(0, 1),
                               fake_masks.flatten(0, 1).unsqueeze(1), real_masks.flatten(0, 1).unsqueeze(1))
         return {"rec": self.cfg.lambda_rec * rec, "per_content": self.cfg.lambda_per * per["content"],
@@ -390,7 +394,7 @@ class WCNSteps(StageSteps):
         real_cond, fake_cond = self._conds(b, out)
         h, w = real.shape[-2:]
         boxes, valid = face_boxes(b["keypoints"][:, t], (h, w))
-        per = perceptual_loss(self.vgg, comp.output, real)
+        per = self._perceptual(comp.output, real)
         face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
         terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(comp.output, real),
                  "rec_person": self.cfg.lambda_rec * masked_l1(comp.output, real, person),
