@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.flow.base import FlowBackend
 from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import InceptionFeatures, fid_from_features
+from pipeline.metrics.fid import COMPARABLE, InceptionFeatures, fid_from_features
 from pipeline.metrics.image import mask_psnr, mask_ssim, psnr, ssim
 from pipeline.metrics.lpips import LPIPS
 from pipeline.metrics.tcm import tcm
@@ -122,4 +122,4 @@ def set_level_fid(results: list[dict]) -> dict:
     generated = np.concatenate([r["fid_features"]["generated"] for r in results])
     real = np.concatenate([r["fid_features"]["real"] for r in results])
     extractor = extractors.pop()
-    return fid_from_features(generated, real, extractor, comparable_to_papers=extractor.startswith("pytorch-fid"))
+    return fid_from_features(generated, real, extractor, comparable_to_papers=extractor in COMPARABLE)
