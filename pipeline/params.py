@@ -59,7 +59,8 @@ class DatasetSpec(Section):
     kind: Literal["iper", "solodance", "folder"]
     path: str
     # Only the ``folder`` kind splits by hash; iPER and SoloDance ship their own protocol.
-    test_ratio: float = Field(0.2, ge=0.0, lt=1.0)
+    # 0.0: a training-only dataset; 1.0: an evaluation-only one (every video in test).
+    test_ratio: float = Field(0.2, ge=0.0, le=1.0)
     seed: int = 0
 
 

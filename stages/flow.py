@@ -19,7 +19,7 @@ def body(ctx: StageContext) -> str:
     report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",
                              lambda video, meta: [], partial(flow_video, spec=spec),
                              lambda video: [video.flow_file], ctx.report_path("flow"), ctx.params.preprocess)
-    return summary("flow", ctx.dataset, report.as_dict()["counts"], ctx.report_path("flow"))
+    return summary("flow", ctx.dataset, report.run_log()["counts"], ctx.report_path("flow"))
 
 
 if __name__ == "__main__":

@@ -218,7 +218,8 @@ def test_killed_run_leaves_no_partial_video_and_resumes(tmp_path, media):
     rerun = subprocess.run([sys.executable, "-m", "stages.extract", *args], env=env, capture_output=True,
                            text=True)
     assert rerun.returncode == 0, rerun.stderr
-    report = json.loads((project / "reports" / "extract" / "clips.json").read_text())
+    # which videos this run redid is run history: the untracked log (pipeline/runlog.py), not the report
+    report = json.loads((project / "logs" / "extract" / "clips.json").read_text())
     assert report["counts"]["reused"] == len(finished)
     assert report["counts"]["processed"] == 3 - len(finished)
     assert not [p for p in frames.iterdir() if p.name.startswith(".tmp-")]
