@@ -23,3 +23,21 @@ def write_log(report_path: Path, record: dict) -> Path:
     path = log_path(report_path)
     atomic.write_json(path, record)
     return path
+
+
+def relative_paths(obj, root: Path):
+    """``obj`` (JSON-like) with every occurrence of ``root``'s absolute path in its strings made relative, and
+    the torch hub cache shown as ``$TORCH_HOME/hub``: reports name files the same way in every clone."""
+    import torch
+
+    replacements = [(f"{Path(root).resolve()}/", ""), (str(Path(root).resolve()), "."),
+                    (str(Path(torch.hub.get_dir())), "$TORCH_HOME/hub")]
+    if isinstance(obj, str):
+        for old, new in replacements:
+            obj = obj.replace(old, new)
+        return obj
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, root) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [relative_paths(v, root) for v in obj]
+    return obj

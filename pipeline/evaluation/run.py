@@ -39,6 +39,7 @@ from pipeline.metrics.lpips import load_lpips
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import tcm
 from pipeline.params import Params, model_config
+from pipeline.runlog import relative_paths, write_log
 
 METHODS = ("remot", *BASELINES)
 METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"), "cross": ("fid", "tcm")}
@@ -66,7 +67,9 @@ def _number(value: Any) -> float | None:
 
 
 def _name(component: Any) -> str:
-    return f"unavailable ({component.reason})" if isinstance(component, Unavailable) else component.name
+    """A backend's short name for metrics/eval.json; an unavailable one is just "unavailable" there (its reason
+    is in reports/eval/unavailable.json: `dvc metrics show` prints every value on one table line)."""
+    return "unavailable" if isinstance(component, Unavailable) else component.name
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -169,12 +172,17 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
             if progress:
                 print(f"evaluate {dataset}: {pair.kind} {pair.source.name} -> {pair.driving.name} done", flush=True)
         datasets[dataset] = _dataset_summary(videos, results, ep, nets, lpips, inception)
+    reasons = {name: summary.pop("unavailable_reasons") for name, summary in datasets.items()}
     metrics = {"datasets": datasets, "profile": params.model.profile,
                "ablation": {"gam": nets.cfg.gam, "wcn": nets.cfg.wcn, "tam": nets.cfg.tam},
-               "start_rule": START_RULE}
-    run_info.update({"checkpoints": nets.info, "device": str(nets.device), "seconds": time.perf_counter() - started,
-                     "start_rule": START_RULE})
-    _write_outputs(root, metrics, rows, samples, run_info)
+               "start_rule": START_RULE.split(":", 1)[0]}  # the rule's id; its text is in reports/eval/run.json
+    run_info.update({"checkpoints": nets.info, "device": str(nets.device), "start_rule": START_RULE})
+    # Wall times go to the untracked log: reports/eval is a DVC output and must not change from run to run.
+    timings = {"seconds": round(time.perf_counter() - started, 3),
+               "network_seconds": round(run_info.pop("network_seconds"), 3),
+               "generated_frames": run_info["generated_frames"]}
+    _write_outputs(root, metrics, rows, samples, relative_paths(run_info, root), relative_paths(reasons, root))
+    write_log(root / "reports" / "eval" / "eval.json", timings)
     return metrics
 
 
@@ -211,13 +219,15 @@ def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips
     means = aggregate(results, infinite)
     wins = {baseline: {kind: beats(means[kind]["remot"], means[kind][baseline]) for kind in means}
             for baseline in BASELINES}
-    unavailable: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     for items in results.values():
         for r in items:
-            unavailable.update(r["unavailable"])
+            reasons.update(r["unavailable"])
     if "cross" not in means:
-        unavailable["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
-                                else "evaluate.cross_identity is false")
+        reasons["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
+                            else "evaluate.cross_identity is false")
+    # metrics/eval.json keeps a short word per metric; the full reasons go to reports/eval/unavailable.json.
+    unavailable = {metric: _short_reason(reason) for metric, reason in reasons.items()}
     vgg = nets.info.get("wcn", {}).get("vgg19") or nets.info.get("region", {}).get("vgg19") or {}
     backends = {
         "parser": ", ".join(sorted({v.inputs.backends["parser"] for v in videos})),
@@ -229,10 +239,18 @@ def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips
     }
     return {"n_videos": len(videos), "videos": [v.name for v in videos], "frames_per_video": ep.frames_per_video,
             **means, "beats_baselines": wins, "unavailable": unavailable, "backends": backends,
-            "infinite": infinite}
+            "infinite": infinite, "unavailable_reasons": reasons}
 
 
-def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_info: dict) -> None:
+def _short_reason(reason: str) -> str:
+    text = reason.lower()
+    if "weights" in text or "not installed" in text or "missing" in text:
+        return "weights absent"
+    return " ".join(reason.split())[:60]
+
+
+def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_info: dict,
+                   reasons: dict | None = None) -> None:
     with atomic.replace_dir(root / REPORT_DIR) as tmp:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -242,4 +260,5 @@ def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_inf
         for name, frames, fps in samples:
             write_mp4(tmp / "samples" / f"{name}.mp4", frames, fps)
         atomic.write_json(tmp / "run.json", run_info)
+        atomic.write_json(tmp / "unavailable.json", reasons or {})
     atomic.write_json(root / METRICS_FILE, metrics)

