@@ -12,7 +12,7 @@ from pipeline.video_stage import run_video_stage
 
 def body(ctx: StageContext) -> str:
     cfg = ctx.params.flow
-    weights = {"flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
+    weights = {"auto": cfg.flownet2_weights, "flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
     spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
     backend, notes = flow_backend(spec)
     print("\n".join(notes))

@@ -42,8 +42,8 @@ def project(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("dvc_project")
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
-    for folder in ("pipeline", "stages", "remot_models"):
-        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("pipeline", "stages", "remot_models", "models/pretrained"):  # the weights' folders: DVC deps
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pth*"))
     _set_params(project, demo={"n_clips": 2, "n_frames": 10}, extract={"detect_frames": 4})
     _run(["git", "init", "-q"], project)
     _run([DVC, "init", "-q"], project)
@@ -69,6 +69,17 @@ def test_whole_dag_runs_and_is_then_up_to_date(project):
         "demo_00_walk.png", "demo_01_wave.png"]
     status = _run([DVC, "status", *PREPROCESSING], project)
     assert "up to date" in status.stdout
+    # Weights are dependencies of exactly the stages they change: a FlowNet2 file makes flow@demo stale, and
+    # only it (parse, which the SCHP folder feeds, and everything upstream stay up to date).
+    weights = project / "models" / "pretrained" / "flownet2" / "FlowNet2_checkpoint.pth.tar"
+    weights.write_bytes(b"stand-in: dvc status only hashes it")
+    try:
+        stale = _run([DVC, "status", "--with-deps", *PREPROCESSING], project).stdout
+        assert "flow@demo:" in stale and "models/pretrained/flownet2" in stale, stale
+        assert not any(f"{stage}@demo:" in stale for stage in ("extract", "pose", "parse", "layout")), stale
+    finally:
+        weights.unlink()
+    assert "up to date" in _run([DVC, "status", "--with-deps", *PREPROCESSING], project).stdout
 
 
 def _splits(project: Path) -> dict[str, str]:

@@ -29,7 +29,8 @@ import numpy as np
 from pipeline import atomic
 from pipeline.evaluation.baselines import METHODS as BASELINES
 from pipeline.evaluation.baselines import copy_source, gam_only
-from pipeline.evaluation.data import Pair, TestVideo, load_test_videos, make_pairs, require_videos
+from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pairs, release_loaded_video,
+                                      require_videos)
 from pipeline.inference.generate import START_RULE, Networks, choose_device, generate_video, load_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
 from pipeline.labels import REGIONS
@@ -75,7 +76,8 @@ def _name(component: Any) -> str:
 # ------------------------------------------------------------------------------------------------ scoring
 
 
-def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, inception) -> dict[str, Any]:
+def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, inception,
+               ssim_sigma: float = 1.5) -> dict[str, Any]:
     """Metrics of one generated clip against ``video``'s real clip.
 
     ``kind`` "self": every per-video metric (``evaluate_pair_videos``) + TCM; "cross": TCM and FID features
@@ -87,7 +89,7 @@ def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, incept
     flows, valid = video.real_flow()
     if kind == "self":
         masks = [layout != BACKGROUND_LABEL for layout in video.loaded.layouts[video.clip]]
-        result = evaluate_pair_videos(gen, real, masks, None, lpips, inception)
+        result = evaluate_pair_videos(gen, real, masks, None, lpips, inception, ssim_sigma)
     else:
         result = {"n_frames": len(gen), "unavailable": {}, "backends": {"inception": _name(inception)},
                   "fid_features": None}
@@ -149,20 +151,21 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     root = Path(root)
     ep = params.evaluate
     nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device))
-    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights)
+    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights, backbone_path=root / ep.lpips_weights)
     inception = load_inception(root / ep.inception_weights)
     rows: list[dict[str, Any]] = []
     samples: list[tuple[str, list[np.ndarray], float]] = []
     datasets, run_info = {}, {"skipped": {}, "network_seconds": 0.0, "generated_frames": 0}
     for dataset in params.datasets:
-        videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed)
+        videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed,
+                                           params.datasets[dataset].kind)
         run_info["skipped"][dataset] = skipped
         require_videos(videos, dataset, skipped)
         results: dict[tuple[str, str], list[dict]] = {}
         for pair in make_pairs(videos, ep.cross_identity):
             outputs = _generate_pair(nets, pair, params.pose.thickness, run_info)
             for method, frames in outputs.items():
-                scored = score_pair(pair.kind, frames, pair.driving, lpips, inception)
+                scored = score_pair(pair.kind, frames, pair.driving, lpips, inception, ep.ssim_sigma)
                 results.setdefault((pair.kind, method), []).append(scored)
                 rows.append(_row(dataset, pair, method, scored))
             sample_rank = [v.name for v in videos].index(pair.driving.name)
@@ -172,6 +175,7 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
             if progress:
                 print(f"evaluate {dataset}: {pair.kind} {pair.source.name} -> {pair.driving.name} done", flush=True)
         datasets[dataset] = _dataset_summary(videos, results, ep, nets, lpips, inception)
+        release_loaded_video()
     reasons = {name: summary.pop("unavailable_reasons") for name, summary in datasets.items()}
     metrics = {"datasets": datasets, "profile": params.model.profile,
                "ablation": {"gam": nets.cfg.gam, "wcn": nets.cfg.wcn, "tam": nets.cfg.tam},
@@ -195,9 +199,11 @@ def _generate_pair(nets: Networks, pair: Pair, thickness: int, run_info: dict) -
     run_info["network_seconds"] += video.network_seconds
     run_info["generated_frames"] += len(video.frames)
     t = drv.stop - drv.start
+    # The baselines get REMOT's inputs: the GAM-only baseline aligns onto the layouts REMOT's Layout GAN
+    # predicted from the driving poses (not the ground-truth parsing, which REMOT never sees at test time).
     return {"remot": video.frames,
             "copy_source": copy_source(source, source_layout, background, t),
-            "gam_only": gam_only(source, source_layout, drv.loaded.layouts[drv.clip], background)}
+            "gam_only": gam_only(source, source_layout, video.layouts, background)}
 
 
 def _sample_frames(pair: Pair, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
