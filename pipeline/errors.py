@@ -28,3 +28,23 @@ class SkipVideo(Exception):
 
     Not a RemotError: it never reaches the user as a failure, only as a report line.
     """
+
+
+def one_line(exc: BaseException) -> str | None:
+    """The message a user sees for ``exc`` on one line, or None when ``exc`` is not a user error (a bug).
+
+    User errors: :class:`RemotError` (bad parameters, inputs or weights; multi-line messages such as a params
+    file's list of problems are joined with "; "), a pydantic validation error (a value out of range, named by
+    its key), and an OS error about a named file (missing, unreadable, a folder where a file was expected).
+    """
+    from pydantic import ValidationError
+
+    if isinstance(exc, RemotError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return lines[0] + (" " + "; ".join(lines[1:]) if len(lines) > 1 else "") if lines else type(exc).__name__
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']} (got {e.get('input')!r})"
+                         for e in exc.errors())
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return None

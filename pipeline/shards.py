@@ -11,7 +11,11 @@ Output layout under ``out_dir``::
 
     <split>/<dataset>__<video>-000000.tar    samples of one video, at most ``shard_max_samples`` per tar
     <split>/<dataset>__<video>-000001.tar    ...
-    shards-index.json                        per video: input fingerprint, tar hashes, manifest rows
+
+and, outside ``out_dir`` (untracked: it holds this machine's absolute paths and mtimes, so it must not be part of
+the DVC output, which is byte-identical on every machine), ``<out_dir>/../.cache/<out_dir name>/shards-index.json``
+(:func:`index_path`): per video the input fingerprint, tar hashes and manifest rows. Without it (a fresh clone)
+every video is re-encoded once and tars whose bytes are unchanged are left as they are.
 
 ``<split>`` is the video's ``split`` from frames/meta.json (train, val or test); a video lives in exactly one
 split folder. ``<dataset>`` and ``<video>`` are sanitised to ``[A-Za-z0-9_-]`` (anything else becomes ``-``);
@@ -505,8 +509,13 @@ def _input_fingerprint(video: VideoInputs, params: dict[str, Any], cache: dict[s
     return digest.hexdigest()
 
 
+def index_path(out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    return out_dir.parent / ".cache" / out_dir.name / INDEX_NAME
+
+
 def _load_index(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / INDEX_NAME
+    path = index_path(out_dir)
     try:
         index = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -614,7 +623,7 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
                      "n_frames": video.n_frames, "fingerprint": fingerprint, "tars": stamps, "samples": rows}
             index["videos"][video.stem] = entry
             # Saved after every video so a killed run does not redo finished videos.
-            atomic.write_json(out_dir / INDEX_NAME, index)
+            atomic.write_json(index_path(out_dir), index)
         expected.update(tars)
         report.videos[video.stem] = {k: entry[k] for k in ("dataset", "video", "split", "fps", "n_frames")}
         report.rows.extend({**row, "dataset": entry["dataset"], "video": entry["video"], "split": entry["split"]}
@@ -629,7 +638,7 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
     index["videos"] = {stem: e for stem, e in index["videos"].items() if stem in report.videos}
     live = {str(p) for v in inputs for p in v.input_files}
     index["input_hashes"] = {p: h for p, h in index["input_hashes"].items() if p in live}
-    atomic.write_json(out_dir / INDEX_NAME, index)
+    atomic.write_json(index_path(out_dir), index)
     report.rows.sort(key=lambda r: (r["shard"], r["key"]))
     return report
 

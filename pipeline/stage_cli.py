@@ -30,20 +30,31 @@ def stage_main(description: str, body: Callable[[StageContext], str], argv: list
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dataset", required=True)
+    parser.add_argument("--verbose", action="store_true", help="show native log lines and tracebacks")
     args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        if args.dataset not in params.datasets:
-            raise RemotError(f"no dataset {args.dataset!r} in {args.params}")
-        root = Path(args.params).resolve().parent
-        print(body(StageContext(params, root, root / params.data_root, args.dataset)))
-        return 0
-    except RemotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (RuntimeError, OSError) as exc:  # every video failed; or the disk is full / unwritable
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if argv is None and not args.verbose:  # a real stage run (dvc repro), not a test calling it in-process
+        from pipeline.native_logs import quiet_native_logs
+
+        quiet_native_logs()
+
+    def run() -> int:
+        try:
+            params = load_params(args.params)
+            if args.dataset not in params.datasets:
+                raise RemotError(f"no dataset {args.dataset!r} in {args.params}; registered: "
+                                 f"{', '.join(params.datasets) or 'none'}")
+            root = Path(args.params).resolve().parent
+            print(body(StageContext(params, root, root / params.data_root, args.dataset)))
+            return 0
+        except RemotError:
+            raise  # exit 2 below
+        except (RuntimeError, OSError) as exc:  # every video failed; or the disk is full / unwritable
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+
+    from pipeline.cli import run_guarded
+
+    return run_guarded(run, verbose=args.verbose)
 
 
 def summary(stage: str, dataset: str, counts: dict, report: Path) -> str:

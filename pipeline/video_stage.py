@@ -23,6 +23,7 @@ import numpy as np
 from pipeline import atomic
 from pipeline.artifacts import VideoArtifacts, frame_name
 from pipeline.errors import SkipVideo  # noqa: F401 (re-exported: stages raise it from here)
+from pipeline.runlog import write_log
 
 
 @dataclass
@@ -34,11 +35,20 @@ class StageReport:
     skipped: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     videos: dict[str, dict] = field(default_factory=dict)
-    seconds: float = 0.0  # wall time of the work on the engine (not of the reuse checks)
+    # Wall times (the engine's work, and per processed video) go to the untracked log (pipeline/runlog.py), not
+    # into the report or the stamps: DVC hashes those, and they must not change from one run to the next.
+    seconds: float = 0.0
+    video_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The tracked report: what the outputs are, not how this run got there. Which videos were processed
+        or reused depends on what was on disk before, so it goes to the run log (``run_log``) with the times."""
+        return {"stage": self.stage, "dataset": self.dataset, "videos": self.videos, "skipped": self.skipped,
+                "counts": {"ok": len(self.videos), "skipped": len(self.skipped)}}
+
+    def run_log(self) -> dict:
         return {"stage": self.stage, "dataset": self.dataset, "seconds": self.seconds, "processed": self.processed,
-                "reused": self.reused, "skipped": self.skipped, "removed": self.removed, "videos": self.videos,
+                "reused": self.reused, "removed": self.removed, "video_seconds": self.video_seconds,
                 "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
 
@@ -114,7 +124,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         old = read_stamp(data_root, stage, dataset, name)
         if old and old.get("digest") == digest and all(p.exists() for p in outputs(video)):
             report.reused.append(key)
-            report.videos[key] = old.get("info", {})
+            report.videos[key] = {k: v for k, v in old.get("info", {}).items() if k != "seconds"}
             continue
         stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
         todo.append((video, meta, digest))
@@ -125,9 +135,11 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         if outcome.skipped is not None:
             report.skipped[key] = outcome.skipped
             return
-        atomic.write_json(stamp_path(data_root, stage, dataset, video.video), {"digest": digest, "info": outcome.info})
+        info = {k: v for k, v in outcome.info.items() if k != "seconds"}
+        report.video_seconds[key] = outcome.info.get("seconds")
+        atomic.write_json(stamp_path(data_root, stage, dataset, video.video), {"digest": digest, "info": info})
         report.processed.append(key)
-        report.videos[key] = outcome.info
+        report.videos[key] = info
 
     started = time.perf_counter()
     run_all(process, [(video, meta) for video, meta, _ in todo], engine, name=f"{stage}-{dataset}", on_done=record)
@@ -145,6 +157,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         if outs or name in stamped:
             report.removed.append(f"{dataset}/{name}")
     atomic.write_json(report_path, report.as_dict())
+    write_log(report_path, report.run_log())
     if names and not report.processed and not report.reused:
         raise RuntimeError(f"{stage}: every video of {dataset} failed; reasons are in {report_path}")
     return report

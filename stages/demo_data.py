@@ -23,4 +23,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.cli import run_guarded  # bad input: one line, exit 2; no traceback
+
+    sys.exit(run_guarded(main))

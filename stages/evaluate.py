@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import RemotError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.evaluation.run import run_evaluation
     from pipeline.params import load_params
 
-    try:
-        params = load_params(args.params)
-        metrics = run_evaluation(params, Path(args.params).resolve().parent)
-    except RemotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # A RemotError (bad params, missing checkpoint) becomes one line and exit 2 (run_guarded, below).
+    params = load_params(args.params)
+    metrics = run_evaluation(params, Path(args.params).resolve().parent)
     for dataset, summary in metrics["datasets"].items():
         remot = summary["self"]["remot"]
         shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} n/a" for k, v in remot.items())
@@ -41,4 +37,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.cli import run_guarded  # bad input: one line, exit 2; no traceback
+
+    sys.exit(run_guarded(main))

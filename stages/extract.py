@@ -12,8 +12,8 @@ def body(ctx: StageContext) -> str:
     videos = read_video_list(ctx.data_root / "registry" / f"{ctx.dataset}.json", ctx.root)
     cfg = ctx.params.extract
     report = run_extraction(ctx.dataset, videos, ctx.data_root, cfg, max(cfg.min_frames, ctx.params.shards.window),
-                            ctx.report_path("extract"), ctx.params.preprocess)
-    return summary("extract", ctx.dataset, report.as_dict()["counts"], ctx.report_path("extract"))
+                            ctx.report_path("extract"), ctx.params.preprocess, project_root=ctx.root)
+    return summary("extract", ctx.dataset, report.run_log()["counts"], ctx.report_path("extract"))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ from pipeline.video_stage import run_video_stage
 
 def body(ctx: StageContext) -> str:
     cfg = ctx.params.flow
-    weights = {"flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
+    weights = {"auto": cfg.flownet2_weights, "flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
     spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
     backend, notes = flow_backend(spec)
     print("\n".join(notes))
     report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",
                              lambda video, meta: [], partial(flow_video, spec=spec),
                              lambda video: [video.flow_file], ctx.report_path("flow"), ctx.params.preprocess)
-    return summary("flow", ctx.dataset, report.as_dict()["counts"], ctx.report_path("flow"))
+    return summary("flow", ctx.dataset, report.run_log()["counts"], ctx.report_path("flow"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def body(ctx: StageContext) -> str:
         partial(layout_video, merge=merge.classes, qa_root=ctx.root),
         lambda video: [video.layout_dir, video.background_file, qa_sheet_path(ctx.root, video)],
         ctx.report_path("layout"), ctx.params.preprocess)
-    return summary("layout", ctx.dataset, report.as_dict()["counts"], ctx.report_path("layout"))
+    return summary("layout", ctx.dataset, report.run_log()["counts"], ctx.report_path("layout"))
 
 
 if __name__ == "__main__":

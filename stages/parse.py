@@ -17,7 +17,7 @@ def body(ctx: StageContext) -> str:
                              lambda video, meta: [upstream_stamp(ctx.data_root, "pose", video)],
                              partial(parse_video, parser=parser), lambda video: [video.parsing_dir],
                              ctx.report_path("parse"), ctx.params.preprocess)
-    return summary("parse", ctx.dataset, report.as_dict()["counts"], ctx.report_path("parse"))
+    return summary("parse", ctx.dataset, report.run_log()["counts"], ctx.report_path("parse"))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ def body(ctx: StageContext) -> str:
     report = run_video_stage("pose", ctx.dataset, ctx.data_root, "pose-v1:" + section_fingerprint(cfg),
                              lambda video, meta: [], partial(pose_video, cfg=cfg), pose_outputs,
                              ctx.report_path("pose"), ctx.params.preprocess)
-    return summary("pose", ctx.dataset, report.as_dict()["counts"], ctx.report_path("pose"))
+    return summary("pose", ctx.dataset, report.run_log()["counts"], ctx.report_path("pose"))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ def _set_params(project: Path, **sections) -> None:
 
 
 def _report(project: Path, stage: str) -> dict:
-    return json.loads((project / "reports" / stage / "demo.json").read_text())["counts"]
+    """What the last run of ``stage`` processed / reused: its untracked run log (pipeline/runlog.py)."""
+    return json.loads((project / "logs" / stage / "demo.json").read_text())["counts"]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def project(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("dvc_project")
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
-    for folder in ("pipeline", "stages", "remot_models"):
-        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("pipeline", "stages", "remot_models", "models/pretrained"):  # the weights' folders: DVC deps
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pth*"))
     _set_params(project, demo={"n_clips": 2, "n_frames": 10}, extract={"detect_frames": 4})
     _run(["git", "init", "-q"], project)
     _run([DVC, "init", "-q"], project)
@@ -61,13 +62,24 @@ def test_whole_dag_runs_and_is_then_up_to_date(project):
     summary = json.loads((project / "metrics" / "shards.json").read_text())
     assert summary["train"]["samples"] + summary["test"]["samples"] == 2 * 4  # windows of 3, stride 2, 10 frames
     perception = json.loads((project / "metrics" / "perception.json").read_text())
-    assert perception["parser"] == ["offline-mediapipe-geometry-v1"] and "weights file" in perception["schp"]
+    assert perception["parser"] == ["offline-mediapipe-geometry-v1"] and perception["schp"].startswith("not measured")
     assert perception["layout_miou"] > 0.5 and perception["pose_pck@0.1"] > 0.5  # sanity, not quality: see metrics
     assert perception["pose_detection_rate"] >= 0.9 and perception["pose_excluded_videos"] == 0
     assert sorted(p.name for p in (project / "reports" / "qa" / "demo").glob("*.png")) == [
         "demo_00_walk.png", "demo_01_wave.png"]
     status = _run([DVC, "status", *PREPROCESSING], project)
     assert "up to date" in status.stdout
+    # Weights are dependencies of exactly the stages they change: a FlowNet2 file makes flow@demo stale, and
+    # only it (parse, which the SCHP folder feeds, and everything upstream stay up to date).
+    weights = project / "models" / "pretrained" / "flownet2" / "FlowNet2_checkpoint.pth.tar"
+    weights.write_bytes(b"stand-in: dvc status only hashes it")
+    try:
+        stale = _run([DVC, "status", "--with-deps", *PREPROCESSING], project).stdout
+        assert "flow@demo:" in stale and "models/pretrained/flownet2" in stale, stale
+        assert not any(f"{stage}@demo:" in stale for stage in ("extract", "pose", "parse", "layout")), stale
+    finally:
+        weights.unlink()
+    assert "up to date" in _run([DVC, "status", "--with-deps", *PREPROCESSING], project).stdout
 
 
 def _splits(project: Path) -> dict[str, str]:
@@ -87,7 +99,7 @@ def test_adding_a_video_processes_only_that_video(project):
     after = _splits(project)
     moved = {video for video, split in before.items() if after[video] != split}
     rewritten = {path.split("__", 1)[1].rsplit("-", 1)[0] for path in
-                 json.loads((project / "reports" / "shards.json").read_text())["written"]}
+                 json.loads((project / "logs" / "shards" / "shards.json").read_text())["written"]}
     assert "demo_02_jumping_jacks" in rewritten and rewritten <= {"demo_02_jumping_jacks", *moved}
     unchanged = [p for p in tars if not any(v in p.name for v in moved)]
     assert unchanged and all(p.stat().st_mtime_ns == tars[p] for p in unchanged)

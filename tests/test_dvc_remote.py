@@ -44,8 +44,8 @@ def pushed(tmp_path_factory) -> dict[str, Path]:
     project.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
-    for folder in ("pipeline", "stages", "remot_models"):
-        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("pipeline", "stages", "remot_models", "models/pretrained"):  # the weights' folders: DVC deps
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pth*"))
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["demo"].update(n_clips=2, n_frames=10)
     params["extract"].update(detect_frames=4)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -88,8 +89,17 @@ def test_target_fps_drops_frames(tmp_path, media):
     cfg = ExtractParams(detect_frames=4, fps=10.0)
     run_extraction("clips", scan.videos, tmp_path / "data", cfg, 4, tmp_path / "r.json")
     meta = json.loads(next((tmp_path / "data" / "frames" / "clips").glob("*/meta.json")).read_text())
-    assert meta["n_frames"] == 11  # 32 frames at ~30 fps -> every third frame
-    assert meta["source_frames"][:4] == [0, 3, 6, 9] and meta["fps"] == 10.0
+    # Expected from the clip itself (the shared footage is 32 frames at ~30 fps, the generated fallback another
+    # length and rate): output frame k is the first source frame at or after time k / 10 s, to half a frame.
+    capture = cv2.VideoCapture(str(media["videos"][0]))
+    native_fps, n_source = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert native_fps > 10.0, "the test needs a clip recorded faster than 10 fps"
+    step = native_fps / 10.0
+    expected = [i for i in (math.ceil(k * step - 0.5) for k in range(n_source)) if i < n_source]
+    expected = sorted(set(expected))
+    assert meta["n_frames"] == len(expected) < n_source
+    assert meta["source_frames"] == expected and meta["fps"] == 10.0
 
 
 def test_incremental_only_new_video_then_all_on_param_change(tmp_path, media):
@@ -98,12 +108,26 @@ def test_incremental_only_new_video_then_all_on_param_change(tmp_path, media):
     spec = DatasetSpec(kind="folder", path=str(root))
     first = run_extraction("clips", scan_dataset("clips", spec).videos, tmp_path / "d", FAST, 8, tmp_path / "r")
     assert len(first.processed) == 2
-    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "d" / "frames").rglob("meta.json")}
+    frames_dir = tmp_path / "d" / "frames"
+    pixels = {p: p.stat().st_mtime_ns for p in frames_dir.rglob("*.png")}
+    metas = {p: json.loads(p.read_text()) for p in frames_dir.rglob("meta.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in metas}
     shutil.copy(videos[2], root / videos[2].name)
-    second = run_extraction("clips", scan_dataset("clips", spec).videos, tmp_path / "d", FAST, 8, tmp_path / "r")
+    scan = scan_dataset("clips", spec)
+    second = run_extraction("clips", scan.videos, tmp_path / "d", FAST, 8, tmp_path / "r")
     assert len(second.processed) == 1 and len(second.reused) == 2
     assert second.processed[0].endswith(videos[2].stem.lower())
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # untouched
+    assert all(p.stat().st_mtime_ns == t for p, t in pixels.items())  # no reused frame is rewritten
+    # A third video can move an existing one to the other split (the folder split ranks all ids by a seeded
+    # hash, so which one depends on the names: the generated fallback clips re-split, the shared ones do not).
+    # The split is recorded in meta.json, so exactly the re-split videos' meta.json change, by the split alone.
+    splits = {v.video: v.split for v in scan.videos}
+    for path, old in metas.items():
+        new = json.loads(path.read_text())
+        if old["split"] == splits[path.parent.name]:
+            assert path.stat().st_mtime_ns == stamps[path] and new == old  # untouched
+        else:
+            assert new == {**old, "split": splits[path.parent.name]}
     changed = ExtractParams(detect_frames=4, margin=0.1)
     third = run_extraction("clips", scan_dataset("clips", spec).videos, tmp_path / "d", changed, 8, tmp_path / "r")
     assert len(third.processed) == 3 and not third.reused
@@ -194,7 +218,8 @@ def test_killed_run_leaves_no_partial_video_and_resumes(tmp_path, media):
     rerun = subprocess.run([sys.executable, "-m", "stages.extract", *args], env=env, capture_output=True,
                            text=True)
     assert rerun.returncode == 0, rerun.stderr
-    report = json.loads((project / "reports" / "extract" / "clips.json").read_text())
+    # which videos this run redid is run history: the untracked log (pipeline/runlog.py), not the report
+    report = json.loads((project / "logs" / "extract" / "clips.json").read_text())
     assert report["counts"]["reused"] == len(finished)
     assert report["counts"]["processed"] == 3 - len(finished)
     assert not [p for p in frames.iterdir() if p.name.startswith(".tmp-")]

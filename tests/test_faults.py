@@ -84,7 +84,8 @@ def flow_killed(flow_project) -> dict:
              "finished": sorted(p.stem for p in out.glob("*.npz")),
              "loaded": {p.stem: check_npz(p) for p in out.glob("*.npz")}}  # raises on a truncated npz
     state["rerun"] = run_stage_cli("stages.flow", *args)
-    state["report"] = json.loads((flow_project / "reports" / "flow" / "clips.json").read_text())
+    state["report"] = json.loads((flow_project / "logs" / "flow" / "clips.json").read_text())  # run history
+    state["tracked_report"] = json.loads((flow_project / "reports" / "flow" / "clips.json").read_text())
     return state
 
 
@@ -96,7 +97,8 @@ def test_flow_killed_mid_run_leaves_only_complete_npz_and_the_rerun_finishes(flo
         assert arrays["valid"].shape == (10, 1, 256, 192)
     rerun, report, out = flow_killed["rerun"], flow_killed["report"], flow_killed["out"]
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert report["counts"]["processed"] + report["counts"]["reused"] == 6 and not report["skipped"]
+    assert report["counts"]["processed"] + report["counts"]["reused"] == 6 and not report["counts"]["skipped"]
+    assert flow_killed["tracked_report"]["counts"] == {"ok": 6, "skipped": 0}
     assert not temporaries(out)
     for i in range(6):
         arrays = check_npz(out / f"v{i}.npz")
@@ -147,8 +149,8 @@ def test_shards_killed_mid_run_never_expose_a_truncated_tar(shard_project, tmp_p
     assert partial and len(partial) < 18  # 6 videos x 6 windows, 2 per tar -> 3 tars each
     for tar in partial:
         assert check_tar(tar)
-    if (out / "shards-index.json").exists():
-        json.loads((out / "shards-index.json").read_text())
+    if shards_module.index_path(out).exists():
+        json.loads(shards_module.index_path(out).read_text())
 
     rerun = run_stage_cli("stages.shards", *args)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -181,7 +183,7 @@ def _assert_previous_shards_intact(out: Path, before: dict[str, tuple[str, int]]
     for rel, (sha, _mtime) in now.items():
         assert sha == before[rel][0] or sha == changed_ok.get(rel), rel
         check_tar(out / rel)
-    index = json.loads((out / "shards-index.json").read_text())
+    index = json.loads(shards_module.index_path(out).read_text())
     assert set(index["videos"]) == {"ds__v0", "ds__v1"}
     keys = [m["key"] for batch in make_loader(out, "train", shuffle_buffer=0) for m in batch["meta"]]
     assert len(keys) == 2 * 4

@@ -232,9 +232,13 @@ def test_missing_flownet2_weights_fall_back_to_dis(tmp_path):
     assert FLOWNET2_FILE in message and "NVIDIA/flownet2-pytorch" in message and "DIS" in message
 
     with pytest.warns(UserWarning, match=FLOWNET2_FILE):
-        backend, notes = make_flow_backend("flownet2", tmp_path, dis_preset="fast")
+        backend, notes = make_flow_backend("auto", tmp_path, dis_preset="fast")
     assert isinstance(backend, DisFlowBackend) and backend.name == "opencv-dis-fast"
     assert any("opencv-dis-fast" in note and "flownet2" in note for note in notes)
+    # Named explicitly, FlowNet2 without its weights is an error naming the file and the way out, not DIS.
+    with pytest.raises(WeightsNotFound, match="set it to 'auto'") as explicit:
+        make_flow_backend("flownet2", tmp_path)
+    assert FLOWNET2_FILE in str(explicit.value)
 
     requested, _ = make_flow_backend("dis", None, dis_preset="ultrafast")
     assert requested.name == "opencv-dis-ultrafast"
@@ -249,9 +253,8 @@ def test_raft_small_weights_load_and_run(tmp_path, monkeypatch):
     from pipeline.flow.raft import load_raft
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # only tmp_path may provide weights
-    with pytest.warns(UserWarning, match="raft_large_C_T_SKHT_V2-ff5fadd5.pth"):
-        fallback, _ = make_flow_backend("raft", tmp_path)
-    assert fallback.name == "opencv-dis-medium"
+    with pytest.raises(WeightsNotFound, match="raft_large_C_T_SKHT_V2-ff5fadd5.pth"):
+        make_flow_backend("raft", tmp_path)  # named explicitly: no silent fallback
 
     torch.manual_seed(0)
     saved = raft_small(weights=None, progress=False).state_dict()

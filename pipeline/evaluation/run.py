@@ -29,7 +29,8 @@ import numpy as np
 from pipeline import atomic
 from pipeline.evaluation.baselines import METHODS as BASELINES
 from pipeline.evaluation.baselines import copy_source, gam_only
-from pipeline.evaluation.data import Pair, TestVideo, load_test_videos, make_pairs, require_videos
+from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pairs, release_loaded_video,
+                                      require_videos)
 from pipeline.inference.generate import START_RULE, Networks, choose_device, generate_video, load_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
 from pipeline.labels import REGIONS
@@ -39,6 +40,8 @@ from pipeline.metrics.lpips import load_lpips
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import tcm
 from pipeline.params import Params, model_config
+from pipeline.pretrained.perceptual import short_name
+from pipeline.runlog import relative_paths, write_log
 
 METHODS = ("remot", *BASELINES)
 METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"), "cross": ("fid", "tcm")}
@@ -65,22 +68,17 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def perceptual_name(info: dict) -> str:
-    """Short name of the perceptual backbone a checkpoint recorded (``fid-inception``, ``vgg19:random-init(seed=0)``)."""
-    if not info:
-        return "not recorded in the checkpoints"
-    name = info.get("perceptual", "vgg19")
-    return f"{name}:{info['vgg19']}" if name == "vgg19" and "vgg19" in info else name
-
-
 def _name(component: Any) -> str:
-    return f"unavailable ({component.reason})" if isinstance(component, Unavailable) else component.name
+    """A backend's short name for metrics/eval.json; an unavailable one is just "unavailable" there (its reason
+    is in reports/eval/unavailable.json: `dvc metrics show` prints every value on one table line)."""
+    return "unavailable" if isinstance(component, Unavailable) else component.name
 
 
 # ------------------------------------------------------------------------------------------------ scoring
 
 
-def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, inception) -> dict[str, Any]:
+def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, inception,
+               ssim_sigma: float = 1.5) -> dict[str, Any]:
     """Metrics of one generated clip against ``video``'s real clip.
 
     ``kind`` "self": every per-video metric (``evaluate_pair_videos``) + TCM; "cross": TCM and FID features
@@ -92,7 +90,7 @@ def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, incept
     flows, valid = video.real_flow()
     if kind == "self":
         masks = [layout != BACKGROUND_LABEL for layout in video.loaded.layouts[video.clip]]
-        result = evaluate_pair_videos(gen, real, masks, None, lpips, inception)
+        result = evaluate_pair_videos(gen, real, masks, None, lpips, inception, ssim_sigma)
     else:
         result = {"n_frames": len(gen), "unavailable": {}, "backends": {"inception": _name(inception)},
                   "fid_features": None}
@@ -154,20 +152,21 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     root = Path(root)
     ep = params.evaluate
     nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device))
-    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights)
+    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights, backbone_path=root / ep.lpips_weights)
     inception = load_inception(root / ep.inception_weights)
     rows: list[dict[str, Any]] = []
     samples: list[tuple[str, list[np.ndarray], float]] = []
     datasets, run_info = {}, {"skipped": {}, "network_seconds": 0.0, "generated_frames": 0}
     for dataset in params.datasets:
-        videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed)
+        videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed,
+                                           params.datasets[dataset].kind)
         run_info["skipped"][dataset] = skipped
         require_videos(videos, dataset, skipped)
         results: dict[tuple[str, str], list[dict]] = {}
         for pair in make_pairs(videos, ep.cross_identity):
             outputs = _generate_pair(nets, pair, params.pose.thickness, run_info)
             for method, frames in outputs.items():
-                scored = score_pair(pair.kind, frames, pair.driving, lpips, inception)
+                scored = score_pair(pair.kind, frames, pair.driving, lpips, inception, ep.ssim_sigma)
                 results.setdefault((pair.kind, method), []).append(scored)
                 rows.append(_row(dataset, pair, method, scored))
             sample_rank = [v.name for v in videos].index(pair.driving.name)
@@ -177,12 +176,18 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
             if progress:
                 print(f"evaluate {dataset}: {pair.kind} {pair.source.name} -> {pair.driving.name} done", flush=True)
         datasets[dataset] = _dataset_summary(videos, results, ep, nets, lpips, inception)
+        release_loaded_video()
+    reasons = {name: summary.pop("unavailable_reasons") for name, summary in datasets.items()}
     metrics = {"datasets": datasets, "profile": params.model.profile,
                "ablation": {"gam": nets.cfg.gam, "wcn": nets.cfg.wcn, "tam": nets.cfg.tam},
-               "start_rule": START_RULE}
-    run_info.update({"checkpoints": nets.info, "device": str(nets.device), "seconds": time.perf_counter() - started,
-                     "start_rule": START_RULE})
-    _write_outputs(root, metrics, rows, samples, run_info)
+               "start_rule": START_RULE.split(":", 1)[0]}  # the rule's id; its text is in reports/eval/run.json
+    run_info.update({"checkpoints": nets.info, "device": str(nets.device), "start_rule": START_RULE})
+    # Wall times go to the untracked log: reports/eval is a DVC output and must not change from run to run.
+    timings = {"seconds": round(time.perf_counter() - started, 3),
+               "network_seconds": round(run_info.pop("network_seconds"), 3),
+               "generated_frames": run_info["generated_frames"]}
+    _write_outputs(root, metrics, rows, samples, relative_paths(run_info, root), relative_paths(reasons, root))
+    write_log(root / "reports" / "eval" / "eval.json", timings)
     return metrics
 
 
@@ -195,9 +200,11 @@ def _generate_pair(nets: Networks, pair: Pair, thickness: int, run_info: dict) -
     run_info["network_seconds"] += video.network_seconds
     run_info["generated_frames"] += len(video.frames)
     t = drv.stop - drv.start
+    # The baselines get REMOT's inputs: the GAM-only baseline aligns onto the layouts REMOT's Layout GAN
+    # predicted from the driving poses (not the ground-truth parsing, which REMOT never sees at test time).
     return {"remot": video.frames,
             "copy_source": copy_source(source, source_layout, background, t),
-            "gam_only": gam_only(source, source_layout, drv.loaded.layouts[drv.clip], background)}
+            "gam_only": gam_only(source, source_layout, video.layouts, background)}
 
 
 def _sample_frames(pair: Pair, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -219,28 +226,38 @@ def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips
     means = aggregate(results, infinite)
     wins = {baseline: {kind: beats(means[kind]["remot"], means[kind][baseline]) for kind in means}
             for baseline in BASELINES}
-    unavailable: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     for items in results.values():
         for r in items:
-            unavailable.update(r["unavailable"])
+            reasons.update(r["unavailable"])
     if "cross" not in means:
-        unavailable["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
-                                else "evaluate.cross_identity is false")
+        reasons["cross"] = ("cross-identity pairs need at least 2 test videos" if ep.cross_identity
+                            else "evaluate.cross_identity is false")
+    # metrics/eval.json keeps a short word per metric; the full reasons go to reports/eval/unavailable.json.
+    unavailable = {metric: _short_reason(reason) for metric, reason in reasons.items()}
     perceptual = nets.info.get("wcn", {}).get("perceptual") or nets.info.get("region", {}).get("perceptual") or {}
     backends = {
         "parser": ", ".join(sorted({v.inputs.backends["parser"] for v in videos})),
         "pose": ", ".join(sorted({v.inputs.backends["pose"] for v in videos})),
         "flow": ", ".join(sorted({v.inputs.backends["flow"] for v in videos})),
-        "perceptual": perceptual_name(perceptual),
+        "perceptual": short_name(perceptual),
         "lpips": _name(lpips),
         "inception": _name(inception),
     }
     return {"n_videos": len(videos), "videos": [v.name for v in videos], "frames_per_video": ep.frames_per_video,
             **means, "beats_baselines": wins, "unavailable": unavailable, "backends": backends,
-            "infinite": infinite}
+            "infinite": infinite, "unavailable_reasons": reasons}
 
 
-def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_info: dict) -> None:
+def _short_reason(reason: str) -> str:
+    text = reason.lower()
+    if "weights" in text or "not installed" in text or "missing" in text:
+        return "weights absent"
+    return " ".join(reason.split())[:60]
+
+
+def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_info: dict,
+                   reasons: dict | None = None) -> None:
     with atomic.replace_dir(root / REPORT_DIR) as tmp:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -250,4 +267,5 @@ def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_inf
         for name, frames, fps in samples:
             write_mp4(tmp / "samples" / f"{name}.mp4", frames, fps)
         atomic.write_json(tmp / "run.json", run_info)
+        atomic.write_json(tmp / "unavailable.json", reasons or {})
     atomic.write_json(root / METRICS_FILE, metrics)

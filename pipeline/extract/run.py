@@ -24,9 +24,13 @@ from pipeline.extract.crop import apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
 from pipeline.params import ExtractParams, section_fingerprint
+from pipeline.runlog import write_log
 from pipeline.video_stage import SkipVideo
 
-META_VERSION = 1
+# 2: meta.json holds no absolute path, mtime or patch-level version (byte-identical across clones); the
+# input's (size, mtime) moved to an untracked cache beside the outputs.
+META_VERSION = 2
+STAT_CACHE = Path(".cache") / "extract"  # under data_root; not a DVC output
 
 
 @dataclass
@@ -37,8 +41,12 @@ class ExtractReport:
     removed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"processed": self.processed, "reused": self.reused, "skipped": self.skipped,
-                "removed": self.removed,
+        """The tracked report (the same whatever was on disk before); run history is in ``run_log``."""
+        return {"videos": sorted(self.processed + self.reused), "skipped": self.skipped,
+                "counts": {"ok": len(self.processed) + len(self.reused), "skipped": len(self.skipped)}}
+
+    def run_log(self) -> dict:
+        return {"processed": self.processed, "reused": self.reused, "removed": self.removed,
                 "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
 
@@ -64,12 +72,30 @@ def input_sha256(video: VideoEntry) -> str:
 def library_versions() -> dict[str, str]:
     import mediapipe
 
-    return {"python": platform.python_version(), "opencv": cv2.__version__, "numpy": np.__version__,
-            "mediapipe": mediapipe.__version__}
+    # Python as major.minor: the pins fix the libraries, while the patch level varies between machines.
+    return {"python": ".".join(platform.python_version_tuple()[:2]), "opencv": cv2.__version__,
+            "numpy": np.__version__, "mediapipe": mediapipe.__version__}
 
 
-def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str) -> Optional[dict]:
-    """The existing output's meta when it was made from the same input bytes with the same parameters."""
+def stat_cache_path(data_root: Path, video: VideoEntry) -> Path:
+    return Path(data_root) / STAT_CACHE / video.dataset / f"{video.video}.json"
+
+
+def source_label(source: Path, project_root: Path) -> str:
+    """The input as recorded in meta.json: relative to the project when inside it (the same in every clone);
+    an input outside the project keeps its absolute path, which is then part of what identifies it."""
+    try:
+        return Path(source).resolve().relative_to(Path(project_root).resolve()).as_posix()
+    except ValueError:
+        return str(source)
+
+
+def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str, cache_path: Path) -> Optional[dict]:
+    """The existing output's meta when it was made from the same input bytes with the same parameters.
+
+    The input's (size, mtime) from the untracked cache saves re-hashing an untouched input; without a matching
+    cache entry (a fresh clone, a touched file) the input is hashed. meta.json is never rewritten here.
+    """
     if not meta_path.is_file():
         return None
     try:
@@ -81,18 +107,20 @@ def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str) -> Optiona
     if len(list_frames(meta_path.parent)) != meta.get("n_frames"):
         return None
     cheap = input_fingerprint(video)
-    if meta.get("input_stat") == cheap:
+    try:
+        cached = json.loads(cache_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        cached = {}
+    if cached.get("input_stat") == cheap and cached.get("input_sha256") == meta.get("input_sha256"):
         return meta
-    # Touched or re-copied but maybe the same bytes (a regenerated or restored file): hashing decides.
     if input_sha256(video) == meta.get("input_sha256"):
-        meta = {**meta, "input_stat": cheap}
-        atomic.write_json(meta_path, meta)
+        atomic.write_json(cache_path, {"input_stat": cheap, "input_sha256": meta["input_sha256"]})
         return meta
     return None
 
 
 def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, params_hash: str,
-                  min_frames: int) -> dict:
+                  min_frames: int, project_root: Path | None = None) -> dict:
     """Decode, find the person, crop and write one video atomically; returns its meta record."""
     try:
         info = source_info(video.source, video.is_frame_folder)
@@ -127,8 +155,8 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
                 source_indices.append(index)
             meta = {
                 "meta_version": META_VERSION, "dataset": video.dataset, "video": video.video,
-                "split": video.split, "source": str(video.source), "source_is_frame_folder": video.is_frame_folder,
-                "input_stat": input_fingerprint(video), "input_sha256": input_sha256(video),
+                "split": video.split, "source": source_label(video.source, project_root or out.root.parent),
+                "source_is_frame_folder": video.is_frame_folder, "input_sha256": input_sha256(video),
                 "native_fps": info.native_fps, "fps_assumed": info.fps_assumed,
                 "fps": min(cfg.fps, info.native_fps) if cfg.fps else info.native_fps,
                 "n_frames": len(source_indices), "source_frames": source_indices,
@@ -138,17 +166,21 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
                 "params_hash": params_hash, "versions": library_versions(),
             }
             atomic.write_json(tmp / "meta.json", meta)
+        atomic.write_json(stat_cache_path(out.root, video),
+                          {"input_stat": input_fingerprint(video), "input_sha256": meta["input_sha256"]})
         return meta
     except DecodeError as exc:
         raise SkipVideo(str(exc)) from None
 
 
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
-                   min_frames: int, report_path: Path, engine=None) -> ExtractReport:
+                   min_frames: int, report_path: Path, engine=None, project_root: Path | None = None) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
 
     ``engine``: the ``preprocess`` params section (see ``pipeline/parallel.py``); in-process when None.
+    ``project_root``: sources inside it are recorded relative to it (default: ``data_root``'s parent).
     """
+    project_root = Path(project_root) if project_root is not None else Path(data_root).parent
     from pipeline.parallel import run_all
 
     params_hash = section_fingerprint(cfg) + f"-min{min_frames}"
@@ -160,12 +192,12 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
         key = f"{video.dataset}/{video.video}"
         out = VideoArtifacts(Path(data_root), video.dataset, video.video)
         try:
-            meta = _up_to_date(video, out.frames_meta, params_hash)
+            meta = _up_to_date(video, out.frames_meta, params_hash, stat_cache_path(data_root, video))
         except OSError as exc:
             report.skipped[key] = f"{type(exc).__name__}: {exc}"
             continue
         if meta is None:
-            todo.append((video, out, cfg, params_hash, min_frames))
+            todo.append((video, out, cfg, params_hash, min_frames, project_root))
             continue
         if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
             atomic.write_json(out.frames_meta, {**meta, "split": video.split})
@@ -174,8 +206,10 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
     for (video, *_), outcome in zip(todo, outcomes):
         key = f"{video.dataset}/{video.video}"
         if outcome.skipped is not None:
-            report.skipped[key] = outcome.skipped
-            print(f"extract: skipped {key}: {outcome.skipped}")
+            # Sources inside the project are named relative to it, as in meta.json (the same in every clone).
+            reason = outcome.skipped.replace(str(video.source), source_label(video.source, project_root))
+            report.skipped[key] = reason
+            print(f"extract: skipped {key}: {reason}")
         else:
             report.processed.append(key)
     # Outputs of videos no longer registered (or now skipped) would otherwise flow into later stages.
@@ -186,6 +220,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
                 shutil.rmtree(video_dir)
                 report.removed.append(f"{dataset}/{video_dir.name}")
     atomic.write_json(report_path, report.as_dict())
+    write_log(report_path, report.run_log())
     if videos and not report.processed and not report.reused:
         raise RuntimeError(f"every video failed extraction; reasons are in {report_path}")
     return report

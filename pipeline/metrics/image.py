@@ -54,36 +54,42 @@ def _check_pair(generated: np.ndarray, real: np.ndarray, data_range: float | Non
                      "or 2.0 for pixels in [-1, 1]")
 
 
-def _gaussian_window() -> torch.Tensor:
-    """The normalised 1-D Gaussian (float64, length 11) that scipy's gaussian_filter(sigma=1.5) applies."""
-    offsets = torch.arange(-RADIUS, RADIUS + 1, dtype=torch.float64)
-    weights = torch.exp(-0.5 * (offsets / SIGMA) ** 2)
+def _gaussian_window(sigma: float = SIGMA) -> torch.Tensor:
+    """The normalised 1-D Gaussian (float64; length 11 for sigma 1.5) that scipy's gaussian_filter applies."""
+    radius = int(TRUNCATE * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    weights = torch.exp(-0.5 * (offsets / sigma) ** 2)
     return weights / weights.sum()
 
 
 def _blur_valid(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter of (C, 1, H, W) without padding: returns (C, 1, H - 10, W - 10).
+    """Separable Gaussian filter of (C, 1, H, W) without padding: returns (C, 1, H - 2r, W - 2r).
 
     Only positions whose window lies fully inside the image are computed - exactly the area scikit-image
     averages after cropping, so no padding convention can change the result.
     """
-    x = F.conv2d(x, window.view(1, 1, WINDOW, 1))
-    return F.conv2d(x, window.view(1, 1, 1, WINDOW))
+    size = window.numel()
+    x = F.conv2d(x, window.view(1, 1, size, 1))
+    return F.conv2d(x, window.view(1, 1, 1, size))
 
 
-def ssim_map(generated: np.ndarray, real: np.ndarray, data_range: float | None = None) -> np.ndarray:
-    """Per-pixel, per-channel SSIM of the interior: float64 (H - 10, W - 10, C), values in [-1, 1].
+def ssim_map(generated: np.ndarray, real: np.ndarray, data_range: float | None = None,
+             sigma: float = SIGMA) -> np.ndarray:
+    """Per-pixel, per-channel SSIM of the interior: float64 (H - 2r, W - 2r, C), values in [-1, 1].
 
     ``generated`` and ``real``: H x W x C (C = 1 or 3) arrays of one dtype; ``data_range`` as in the module doc.
-    Pixel (i, j) of the map is the SSIM of the 11 x 11 window centred on image pixel (i + 5, j + 5).
+    ``sigma``: the Gaussian window's (params ``evaluate.ssim_sigma``); the default 1.5 is Wang et al. 2004's
+    (11 x 11, r = 5), scikit-image's ``gaussian_weights=True`` setting. Pixel (i, j) of the map is the SSIM of
+    the window centred on image pixel (i + r, j + r), r = round(3.5 sigma).
     """
     data_range = _check_pair(generated, real, data_range)
     height, width = np.asarray(generated).shape[:2]
-    if height < WINDOW or width < WINDOW:
-        raise ValueError(f"SSIM needs images of at least {WINDOW} x {WINDOW} pixels, got {height} x {width}")
+    window = _gaussian_window(sigma)
+    if height < window.numel() or width < window.numel():
+        raise ValueError(f"SSIM needs images of at least {window.numel()} x {window.numel()} pixels (sigma "
+                         f"{sigma}), got {height} x {width}")
     x = torch.from_numpy(np.asarray(generated, dtype=np.float64)).permute(2, 0, 1).unsqueeze(1)
     y = torch.from_numpy(np.asarray(real, dtype=np.float64)).permute(2, 0, 1).unsqueeze(1)
-    window = _gaussian_window()
     mu_x, mu_y = _blur_valid(x, window), _blur_valid(y, window)
     var_x = _blur_valid(x * x, window) - mu_x**2
     var_y = _blur_valid(y * y, window) - mu_y**2
@@ -94,12 +100,12 @@ def ssim_map(generated: np.ndarray, real: np.ndarray, data_range: float | None =
     return (numerator / denominator).squeeze(1).permute(1, 2, 0).numpy()
 
 
-def ssim(generated: np.ndarray, real: np.ndarray, data_range: float | None = None) -> float:
+def ssim(generated: np.ndarray, real: np.ndarray, data_range: float | None = None, sigma: float = SIGMA) -> float:
     """Mean SSIM (Wang et al. 2004, scikit-image conventions, see module doc) over pixels and channels.
 
     Returns a float in [-1, 1]; 1 for identical images.
     """
-    return float(ssim_map(generated, real, data_range).mean())
+    return float(ssim_map(generated, real, data_range, sigma).mean())
 
 
 def psnr(generated: np.ndarray, real: np.ndarray, data_range: float | None = None) -> float:
@@ -126,9 +132,9 @@ def apply_person_mask(image: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
 
 
 def mask_ssim(generated: np.ndarray, real: np.ndarray, person_mask: np.ndarray,
-              data_range: float | None = None) -> float:
+              data_range: float | None = None, sigma: float = SIGMA) -> float:
     """Mask-SSIM: ``ssim`` of both images with the background (outside ``person_mask``) set to 0."""
-    return ssim(apply_person_mask(generated, person_mask), apply_person_mask(real, person_mask), data_range)
+    return ssim(apply_person_mask(generated, person_mask), apply_person_mask(real, person_mask), data_range, sigma)
 
 
 def mask_psnr(generated: np.ndarray, real: np.ndarray, person_mask: np.ndarray,

@@ -13,8 +13,8 @@ import numpy as np
 
 from pipeline.flow.base import FlowBackend
 from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import InceptionFeatures, fid_from_features
-from pipeline.metrics.image import mask_psnr, mask_ssim, psnr, ssim
+from pipeline.metrics.fid import COMPARABLE, InceptionFeatures, fid_from_features
+from pipeline.metrics.image import SIGMA, mask_psnr, mask_ssim, psnr, ssim
 from pipeline.metrics.lpips import LPIPS
 from pipeline.metrics.tcm import tcm
 
@@ -37,7 +37,7 @@ def _backend_name(component, what: str) -> str:
 def evaluate_pair_videos(gen_frames: list[np.ndarray], real_frames: list[np.ndarray],
                          person_masks: list[np.ndarray] | None, flow_backend: FlowBackend | Unavailable | None,
                          lpips: LPIPS | Unavailable | None, fid_extractor: InceptionFeatures | Unavailable | None,
-                         ) -> dict:
+                         ssim_sigma: float = SIGMA) -> dict:
     """All per-video metrics of ``gen_frames`` against ``real_frames`` (T >= 2 uint8 H x W x 3 RGB each).
 
     ``person_masks``: T (H, W) masks of the real frames' person (> 0 = person, e.g. parsing labels != 0), for
@@ -57,11 +57,12 @@ def evaluate_pair_videos(gen_frames: list[np.ndarray], real_frames: list[np.ndar
         raise ValueError(f"{len(real_frames)} frames but {len(person_masks)} person masks")
     unavailable: dict[str, str] = {}
     per_frame: dict[str, list[float]] = {
-        "ssim": [ssim(g, r) for g, r in zip(gen_frames, real_frames)],
+        "ssim": [ssim(g, r, sigma=ssim_sigma) for g, r in zip(gen_frames, real_frames)],
         "psnr": [psnr(g, r) for g, r in zip(gen_frames, real_frames)],
     }
     if person_masks is not None:
-        per_frame["mask_ssim"] = [mask_ssim(g, r, m) for g, r, m in zip(gen_frames, real_frames, person_masks)]
+        per_frame["mask_ssim"] = [mask_ssim(g, r, m, sigma=ssim_sigma)
+                                  for g, r, m in zip(gen_frames, real_frames, person_masks)]
         per_frame["mask_psnr"] = [mask_psnr(g, r, m) for g, r, m in zip(gen_frames, real_frames, person_masks)]
     else:
         unavailable["mask_ssim"] = unavailable["mask_psnr"] = "no person masks given"
@@ -122,4 +123,4 @@ def set_level_fid(results: list[dict]) -> dict:
     generated = np.concatenate([r["fid_features"]["generated"] for r in results])
     real = np.concatenate([r["fid_features"]["real"] for r in results])
     extractor = extractors.pop()
-    return fid_from_features(generated, real, extractor, comparable_to_papers=extractor.startswith("pytorch-fid"))
+    return fid_from_features(generated, real, extractor, comparable_to_papers=extractor in COMPARABLE)

@@ -47,8 +47,11 @@ def make_parser(cfg: ParseParams, root: Path) -> Parser:
             if cfg.backend == "schp":
                 raise RemotError(f"{exc} (parse.backend is 'schp'; set it to 'auto' or 'offline' to run the "
                                  "offline parser instead)") from None
-            note = f"{exc}; using the offline parser {OFFLINE_PARSER_NAME} instead"
-            warnings.warn(note, stacklevel=2)
+            warnings.warn(f"{exc}; using the offline parser {OFFLINE_PARSER_NAME} instead", stacklevel=2)
+            # The recorded note is short and names the file as params.yaml does (relative to the project), so
+            # the outputs that carry it are the same in every clone; the full message with the source went to
+            # the warning above.
+            note = f"SCHP weights {cfg.schp_weights} not found: offline parser used"
         else:
             def run_schp(rgb, _kps, _mask):
                 labels = schp.parse(rgb)

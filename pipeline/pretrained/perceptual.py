@@ -81,3 +81,11 @@ def load_perceptual(backbone: str, vgg19_path: Path | None, seed: int = 0) -> tu
     if backbone == "auto":
         info["reason"] = "VGG19 weights file absent; fid-inception is the offline default (measured better)"
     return net, info
+
+
+def short_name(info: dict | None) -> str:
+    """The backbone a checkpoint recorded, in a few words (``fid-inception``, ``vgg19:random-init(seed=0)``)."""
+    if not info:
+        return "not recorded in the checkpoints"
+    name = info.get("perceptual", "vgg19")
+    return f"{name}:{info['vgg19']}" if name == "vgg19" and "vgg19" in info else name

@@ -44,6 +44,7 @@ from pipeline import atomic
 from pipeline.errors import RemotError
 from pipeline.loader import derive_seed
 from pipeline.params import Params, model_config, section_fingerprint
+from pipeline.runlog import relative_paths
 from pipeline.training import state as ckpt
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
@@ -222,6 +223,7 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
         from pipeline.pretrained.perceptual import load_perceptual
 
         vgg, vgg_info = load_perceptual(tp.perceptual, root / tp.vgg19_weights, seed=tp.seed)
+        vgg_info = relative_paths(vgg_info, root)  # checkpoints are DVC outputs: the same bytes in every clone
     upstream = load_generators(params, root, cfg, STAGES[:STAGES.index(stage)])
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
@@ -377,7 +379,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
                     if k not in ("step", "epoch")}
     metrics = {"stage": stage, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
                "final_losses": final_losses, "steps_per_s": result.steps_per_s,
-               "backends": state.meta["backends"], "git_revision": state.meta["git_revision"],
+               "backends": short_backends(state.meta["backends"]), "git_revision": state.meta["git_revision"],
                "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
                "device": state.meta["device"], "world_size": state.meta["world_size"],
                "profile": state.meta["profile"], "resumed_from_step": result.resumed_from}
@@ -387,6 +389,21 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
                                                                                  paths.plot, grid)
     result.final_losses, result.metrics = final_losses, metrics
+
+
+def short_backends(backends: dict[str, Any]) -> dict[str, str]:
+    """One line per backend for metrics/train_<stage>.json (``dvc metrics show`` prints every value): the
+    perceptual network, and each preprocessing backend the training samples came from."""
+    from pipeline.pretrained.perceptual import short_name
+
+    seen: dict[str, set[str]] = {}
+    for record in backends.get("shards", []):
+        for key, value in record.items():
+            seen.setdefault(key, set()).add(str(value))
+    out = {key: ", ".join(sorted(values)) for key, values in seen.items()}
+    if backends.get("perceptual"):
+        out["perceptual"] = short_name(backends["perceptual"])
+    return out
 
 
 def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) -> dict[str, torch.nn.Module]:
