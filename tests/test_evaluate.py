@@ -62,7 +62,7 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
     assert set(ds["cross"]["remot"]) == {"fid", "tcm"}
     assert ds["backends"]["parser"] == "test-parser" and ds["backends"]["pose"] == "test-pose"
     assert ds["backends"]["flow"] == "test-flow"
-    assert set(ds["backends"]) == {"parser", "pose", "flow", "vgg", "lpips", "inception"}
+    assert set(ds["backends"]) == {"parser", "pose", "flow", "perceptual", "lpips", "inception"}
     reasons = json.loads((root / "reports" / "eval" / "unavailable.json").read_text())["ds"]
     for metric in ("lpips", "fid"):  # no weights file: "unavailable" here, the reason in the report
         if ds["self"]["remot"][metric] is None:
