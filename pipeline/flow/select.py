@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import atomic
 from pipeline.atomic import TEMP_PREFIX
 from pipeline.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
@@ -112,6 +113,7 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
                 backend=np.array(backend_name, dtype=np.str_),
             )
             handle.flush()
+            atomic.set_mode_like(handle.fileno(), path)  # NamedTemporaryFile makes 0600; follow the umask
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException:

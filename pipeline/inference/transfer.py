@@ -9,6 +9,7 @@ three crops wide with ``side_by_side`` (source | driving | output).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from pipeline.inference.generate import START_RULE, choose_device, generate_video, load_networks
 from pipeline.inference.prepare import BACKGROUND_RULE, Preprocessor
 from pipeline.inference.video_io import side_by_side, write_mp4
+from pipeline.errors import RemotError
 from pipeline.params import Params, model_config
 
 
@@ -36,11 +38,43 @@ class TransferResult:
     backends: dict[str, Any] = field(default_factory=dict)
 
 
+class OutputRefused(RemotError):
+    """``--out`` names an input, an existing file without ``--force``, or something that is not a file."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output(out: Path | str, inputs: dict[str, Path | str], force: bool = False) -> Path:
+    """``out`` when writing it loses nothing: never one of ``inputs`` (name -> path, even with ``force``: the
+    input is read while the output is written), and an existing file only with ``force`` (and only a writable
+    one: a read-only file is the user's way of saying keep it)."""
+    out = Path(out)
+    for name, path in inputs.items():
+        if _same_file(out, Path(path)):
+            raise OutputRefused(f"--out {out} is the {name} input itself: write the result to another path")
+    if out.is_dir():
+        raise OutputRefused(f"--out {out} is a folder: give a file name ending in .mp4")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise OutputRefused(f"--out {out} already exists: pass --force to overwrite it, or choose another path")
+        # the mode bits as well as access(): root may write anything, but a 0444 file was still meant to stay
+        if not os.access(out, os.W_OK) or not os.stat(out).st_mode & 0o222:
+            raise OutputRefused(f"--out {out} is read-only: make it writable (chmod u+w) if it may be overwritten")
+    return out
+
+
 def run_transfer(params: Params, root: Path | str, source: Path | str, driving: Path | str, out: Path | str,
                  checkpoint: Path | str | None = None, side_by_side_video: bool = False, device: str = "auto",
-                 progress: bool = True) -> TransferResult:
-    """Write ``out`` (mp4); see the module docstring. ``checkpoint`` defaults to ``<root>/<train.out>``."""
+                 progress: bool = True, force: bool = False) -> TransferResult:
+    """Write ``out`` (mp4); see the module docstring. ``checkpoint`` defaults to ``<root>/<train.out>``.
+    ``out`` must not be an input, nor an existing file unless ``force`` (:func:`check_output`)."""
     started = time.perf_counter()
+    check_output(out, {"source": source, "driving": driving}, force)
     root = Path(root)
     checkpoint_root = Path(checkpoint) if checkpoint is not None else root / params.train.out
     nets = load_networks(checkpoint_root, model_config(params.model), choose_device(device))

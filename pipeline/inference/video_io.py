@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from pipeline.atomic import TEMP_PREFIX
+from pipeline.atomic import TEMP_PREFIX, set_mode_like
 from pipeline.errors import RemotError
 
 FOURCC = "mp4v"  # MPEG-4 Part 2: the encoder every opencv-python wheel ships (H.264 needs an external codec)
@@ -57,7 +57,7 @@ def write_mp4(path: Path | str, frames: Sequence[np.ndarray], fps: float) -> Pat
         if written != len(frames):
             raise VideoWriteError(f"{path}: wrote {len(frames)} frames but the file holds {written} "
                                   "(disk full or encoder failure)")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a video is meant to be shared
+        set_mode_like(tmp, path)  # mkstemp makes 0600: the umask (or the replaced file's mode) decides instead
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
