@@ -184,7 +184,7 @@ def url_scheme(url: str) -> str:
 
 def check_shard_urls(urls: Sequence[str], allow_shell_urls: bool = False) -> list[str]:
     """``urls`` unchanged when every one is a local path or ``file:``; else :class:`UnsafeShardURL` naming the first
-    URL that would run a command, unless ``allow_shell_urls`` (``train.allow_shell_urls``) says the source is trusted."""
+    URL that would run a command, unless ``allow_shell_urls`` (``train.allow_shell_urls``) trusts it."""
     urls = [str(u) for u in urls]
     if not allow_shell_urls:
         for url in urls:
