@@ -1,9 +1,11 @@
 """``remot transfer``: the source image's person performing the driving video's motion, as an mp4.
 
 Order of work: the checkpoints are checked and loaded first (cheapest failure), then the source image and the
-driving video are prepared (``pipeline.inference.prepare``), the networks run frame by frame with temporal state
-(``pipeline.inference.generate``), and the video is written atomically (``pipeline.inference.video_io``): on
-any error no output file appears. The person is composed on the driving video's background plate; the output
+driving video are prepared (``pipeline.inference.prepare``; the driving video streamed in decode passes), the
+networks run frame by frame with temporal state (``pipeline.inference.generate.iter_generate``) and each frame is
+encoded as it comes, atomically (``pipeline.inference.video_io.write_mp4_stream``): on any error no output file
+appears, and memory does not grow with the driving video's length. ``--out`` is checked first of all: never an
+input, never an existing file without ``force``. The person is composed on the driving video's background plate; the output
 has the driving video's frame count and frame rate and the crop size (``extract.height x extract.width``), or
 three crops wide with ``side_by_side`` (source | driving | output).
 """
@@ -19,9 +21,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pipeline.inference.generate import START_RULE, choose_device, generate_video, load_networks
-from pipeline.inference.prepare import BACKGROUND_RULE, Preprocessor
-from pipeline.inference.video_io import side_by_side, write_mp4
+from pipeline.inference.generate import START_RULE, choose_device, iter_generate, load_networks
+from pipeline.inference.prepare import BACKGROUND_RULE, PLATE_FRAMES, Preprocessor
+from pipeline.inference.video_io import side_by_side, write_mp4_stream
 from pipeline.errors import RemotError
 from pipeline.params import Params, model_config
 
@@ -80,20 +82,28 @@ def run_transfer(params: Params, root: Path | str, source: Path | str, driving: 
     nets = load_networks(checkpoint_root, model_config(params.model), choose_device(device))
     prep = Preprocessor.from_params(params, root)
     src = prep.source(source)
-    drv = prep.driving(driving)
-    bar = tqdm(total=len(drv.frames), desc="transfer", unit="frame", disable=not progress, file=sys.stderr)
+    # Streamed: the driving video is decoded in passes (prepare.driving_stream) and every generated frame is
+    # encoded as soon as it exists, so memory does not grow with the video's length or resolution.
+    drv = prep.driving_stream(driving)
+    network_seconds = 0.0
+    bar = tqdm(total=drv.n_frames, desc="transfer", unit="frame", disable=not progress, file=sys.stderr)
+
+    def frames():
+        nonlocal network_seconds
+        crops = drv.crops() if side_by_side_video else None
+        for generated in iter_generate(nets, src.image, src.layout, drv.keypoints, drv.background,
+                                       params.pose.thickness):
+            network_seconds += generated.network_seconds
+            bar.update(1)
+            yield side_by_side(src.image, next(crops), generated.frame) if crops is not None else generated.frame
+
     try:
-        video = generate_video(nets, src.image, src.layout, drv.keypoints, drv.background,
-                               params.pose.thickness, on_frame=lambda _t: bar.update(1))
+        _, n, (height, width) = write_mp4_stream(out, frames(), drv.fps)
     finally:
         bar.close()
-    frames = list(video.frames)
-    if side_by_side_video:
-        frames = [side_by_side(src.image, d, g) for d, g in zip(drv.frames, frames)]
-    write_mp4(out, frames, drv.fps)
     elapsed = time.perf_counter() - started
-    n = len(frames)
     backends = {**prep.backends, "device": str(nets.device), "torch": torch.__version__, "start": START_RULE,
-                "background": BACKGROUND_RULE, "checkpoints": nets.info, "profile": params.model.profile}
-    return TransferResult(Path(out), n, frames[0].shape[0], frames[0].shape[1], drv.fps,
-                          n / max(video.network_seconds, 1e-9), n / max(elapsed, 1e-9), backends)
+                "background": BACKGROUND_RULE, "checkpoints": nets.info, "profile": params.model.profile,
+                "background_frames": min(drv.n_frames, PLATE_FRAMES)}
+    return TransferResult(Path(out), n, height, width, drv.fps, n / max(network_seconds, 1e-9),
+                          n / max(elapsed, 1e-9), backends)
