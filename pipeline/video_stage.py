@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -76,14 +76,17 @@ def upstream_stamp(data_root: Path, stage: str, video: VideoArtifacts) -> str:
     return stamp["digest"]
 
 
-def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
-    frames = []
+def iter_frames_on_disk(video: VideoArtifacts, n_frames: int) -> Iterator[np.ndarray]:
+    """The extracted RGB frames one at a time (a stage that works frame by frame keeps one in memory)."""
     for k in range(n_frames):
         image = cv2.imread(str(video.frames_dir / frame_name(k)), cv2.IMREAD_COLOR)
         if image is None:
             raise SkipVideo(f"{video.frames_dir / frame_name(k)} is missing or unreadable; re-run extraction")
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    return frames
+        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
+    return list(iter_frames_on_disk(video, n_frames))
 
 
 def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,

@@ -82,7 +82,8 @@ def _transfer_peak(root: Path, driving: Path, checkpoints: Path) -> tuple[float,
     text = (root / f"log-{driving.stem}.txt").read_text(errors="replace").strip().splitlines()
     if child.returncode != 0:
         raise RuntimeError(f"remot transfer on {driving.name} failed ({child.returncode}): {' / '.join(text[-3:])}")
-    return usage.ru_maxrss / 1024.0, seconds, text[0] if text else ""
+    summary = [line for line in text if line.startswith(("wrote ", "speed: "))]
+    return usage.ru_maxrss / 1024.0, seconds, " ".join(summary)
 
 
 def run(quick: bool = True) -> list[dict]:
