@@ -30,7 +30,6 @@ declared sizes are checked against caps and its PNG headers / npy headers before
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
