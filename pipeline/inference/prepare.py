@@ -34,8 +34,8 @@ from pipeline.labels import REGIONS
 from pipeline.params import Params
 from pipeline.parsing.merge import merge_layout, merge_lookup
 from pipeline.parsing.stage import Parser, make_parser
-from pipeline.pose.mediapipe_body25 import (backend_name, detection_rate, estimate_video, landmarks_to_body25,
-                                            require_landmark_model, smooth_keypoints)
+from pipeline.pose.mediapipe_body25 import (backend_name, detection_rate, estimate_video, iter_estimate,
+                                            smooth_keypoints)
 from pipeline.pose.stage import pose_for_frames
 
 BACKGROUND_LABEL = REGIONS.index("background")
@@ -100,32 +100,22 @@ class StreamedDriving:
 
 def _stream_pose(crops: Iterator[np.ndarray], cfg: Any, keep: set[int]
                  ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """MediaPipe Pose over a stream of crops exactly as :func:`estimate_video` does over a list (one tracker, in
-    order); returns (keypoints (T, 25, 3), detected (T,), {t: (crop, person mask)} for the frames in ``keep``)."""
-    import mediapipe as mp
-
-    require_landmark_model(cfg.model_complexity)
+    """MediaPipe Pose over a stream of crops (:func:`iter_estimate`, the code behind :func:`estimate_video`);
+    returns (keypoints (T, 25, 3), detected (T,), {t: (crop, person mask)} for the frames in ``keep``)."""
     keypoints, detected, kept = [], [], {}
-    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=cfg.model_complexity,
-                                enable_segmentation=True, smooth_landmarks=True,
-                                min_detection_confidence=cfg.min_detection_confidence,
-                                min_tracking_confidence=0.5) as pose:
-        for t, crop in enumerate(crops):
-            height, width = crop.shape[:2]
-            result = pose.process(np.ascontiguousarray(crop))
-            points = np.zeros((25, 3), np.float32)
-            mask = np.zeros((height, width), np.float32)
-            found = result.pose_landmarks is not None
-            if found:
-                landmarks = np.array([(p.x * width, p.y * height, p.visibility, p.presence)
-                                      for p in result.pose_landmarks.landmark], np.float32)
-                points = landmarks_to_body25(landmarks, width, height)
-                if result.segmentation_mask is not None:
-                    mask = np.clip(result.segmentation_mask, 0.0, 1.0)
-            keypoints.append(points)
-            detected.append(found)
-            if t in keep:
-                kept[t] = (crop, mask)
+    crops = iter(crops)
+    current: list[np.ndarray] = []
+
+    def remembered() -> Iterator[np.ndarray]:  # the crop iter_estimate is working on, for ``keep``
+        for crop in crops:
+            current[:] = [crop]
+            yield crop
+
+    for t, one in enumerate(iter_estimate(remembered(), cfg.model_complexity, cfg.min_detection_confidence)):
+        keypoints.append(one.keypoints)
+        detected.append(one.detected)
+        if t in keep:
+            kept[t] = (current[0], one.mask)
     return np.stack(keypoints).astype(np.float32), np.array(detected, bool), kept
 
 

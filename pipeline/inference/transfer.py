@@ -5,9 +5,9 @@ driving video are prepared (``pipeline.inference.prepare``; the driving video st
 networks run frame by frame with temporal state (``pipeline.inference.generate.iter_generate``) and each frame is
 encoded as it comes, atomically (``pipeline.inference.video_io.write_mp4_stream``): on any error no output file
 appears, and memory does not grow with the driving video's length. ``--out`` is checked first of all: never an
-input, never an existing file without ``force``. The person is composed on the driving video's background plate; the output
-has the driving video's frame count and frame rate and the crop size (``extract.height x extract.width``), or
-three crops wide with ``side_by_side`` (source | driving | output).
+input, never an existing file without ``force``. The person is composed on the driving video's background plate;
+the output has the driving video's frame count and frame rate and the crop size (``extract.height x
+extract.width``), or three crops wide with ``side_by_side`` (source | driving | output).
 """
 from __future__ import annotations
 
