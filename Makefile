@@ -57,9 +57,16 @@ train: setup
 	$(PY) -m pipeline.training.flow run --params params.yaml
 
 # A local Prefect server on loopback plus the served deployment remot/train; then, in another shell:
-#   PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/prefect deployment run remot/train --watch
+#   PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_API_AUTH_STRING="$(cat .prefect-auth)" \
+#     .venv/bin/prefect deployment run remot/train --watch
+# Loopback is still reachable by every account on a shared machine, so the API demands HTTP basic auth: a random
+# user:password made once into .prefect-auth (mode 0600, git-ignored; delete it to rotate), or your own
+# PREFECT_SERVER_API_AUTH_STRING. The deployment takes no parameters (see pipeline/training/flow.py).
 serve: setup
+	test -s .prefect-auth || ( umask 077; $(PY) -c 'import secrets; print("remot:" + secrets.token_urlsafe(24))' > .prefect-auth )
 	PREFECT_API_URL=http://127.0.0.1:4200/api; export PREFECT_API_URL; \
+	PREFECT_SERVER_API_AUTH_STRING="$${PREFECT_SERVER_API_AUTH_STRING:-$$(cat .prefect-auth)}"; \
+	PREFECT_API_AUTH_STRING="$$PREFECT_SERVER_API_AUTH_STRING"; export PREFECT_SERVER_API_AUTH_STRING PREFECT_API_AUTH_STRING; \
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
 	trap 'kill $$server' EXIT INT TERM; \
 	for i in $$(seq 1 120); do curl -sf http://127.0.0.1:4200/api/health >/dev/null && break; sleep 1; done; \

@@ -3,6 +3,10 @@
 Files are written to a temporary sibling and ``os.replace``d into place; folders are built under a temporary
 sibling named ``.tmp-<name>-<pid>`` and renamed. Leftover temporaries from killed runs are removed by
 :func:`remove_stale_temps` at the start of the next run.
+
+Permissions are what the user would get from a plain ``open()``: a new file gets ``0666 & ~umask`` (mkstemp's
+0600 would lock collaborators out of a shared project), and a file that is replaced keeps its mode (a
+params.yaml made group-writable stays so). See :func:`target_mode`.
 """
 from __future__ import annotations
 
@@ -17,6 +21,38 @@ from typing import Any, Iterator
 TEMP_PREFIX = ".tmp-"
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (os.umask would race with threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def target_mode(path: Path) -> int:
+    """The permission bits an atomic replacement of ``path`` should get: the existing file's (so replacing keeps
+    them), else a new file's under the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def set_mode_like(tmp: Path | str | int, path: Path) -> None:
+    """Give the temporary (path or open fd) that is about to replace ``path`` the mode of :func:`target_mode`."""
+    mode = target_mode(path)
+    if isinstance(tmp, int):
+        os.fchmod(tmp, mode)
+    else:
+        os.chmod(tmp, mode)
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +61,7 @@ def write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            set_mode_like(handle.fileno(), path)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -48,6 +85,8 @@ def replace_dir(final: Path) -> Iterator[Path]:
     try:
         yield tmp
         if final.exists():
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, os.stat(final).st_mode & 0o7777)  # a replaced folder keeps its permissions
             # Two renames keep the window without any complete output as short as possible.
             old = final.parent / f"{TEMP_PREFIX}{final.name}-old-{os.getpid()}"
             os.replace(final, old)

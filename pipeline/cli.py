@@ -19,7 +19,8 @@ def _params_check(args: argparse.Namespace) -> int:
 def _dataset_add(args: argparse.Namespace) -> int:
     from pipeline.datasets import add_dataset, describe
 
-    _, scan = add_dataset(Path(args.params), args.name, args.path, args.kind, args.test_ratio, args.seed)
+    _, scan = add_dataset(Path(args.params), args.name, args.path, args.kind, args.test_ratio, args.seed,
+                          replace=args.replace)
     print(describe(scan))
     print(f"registered {args.name!r} in {args.params}; `dvc repro` processes it")
     return 0
@@ -84,7 +85,7 @@ def _transfer(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
                           checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,
-                          progress=not args.quiet)
+                          progress=not args.quiet, force=args.force)
     b = result.backends
     print(f"wrote {result.out}: {result.n_frames} frames, {result.width}x{result.height}, {result.fps:g} fps "
           f"(the driving video's); person composed on the driving video's background plate")
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", required=True, choices=["iper", "solodance", "folder"])
     add.add_argument("--test-ratio", type=float, default=None, help="folder kind: share of videos for test")
     add.add_argument("--seed", type=int, default=None, help="folder kind: seed of the hash split")
+    add.add_argument("--replace", action="store_true",
+                     help="allow re-pointing an existing name or a folder inside data_root's stage outputs")
     add.set_defaults(func=_dataset_add)
     check = dataset.add_parser("check", help="re-scan a registered dataset and list problems")
     check.add_argument("name")
@@ -132,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "the driving video's background plate and write an mp4 (atomically).")
     transfer.add_argument("--source", required=True, help="image of one person (the identity)")
     transfer.add_argument("--driving", required=True, help="video of one person (the motion)")
-    transfer.add_argument("--out", required=True, help="output .mp4")
+    transfer.add_argument("--out", required=True, help="output .mp4 (never one of the inputs)")
+    transfer.add_argument("--force", action="store_true", help="overwrite --out when it already exists")
     transfer.add_argument("--checkpoint", default=None,
                           help="folder holding layout/final, region/final, wcn/final (default: params train.out)")
     transfer.add_argument("--side-by-side", action="store_true", help="write source | driving | output")

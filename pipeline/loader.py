@@ -25,12 +25,13 @@ give the same stream):
   reaches them.
 
 Sources: a shard directory (``<dir>/<split>/*.tar`` is globbed, so temporaries of a killed writer, which never end
-in ``.tar``, are never read), or explicit URLs: local paths, ``file:/path``, ``pipe:cat /path`` or a brace
-pattern, everything ``webdataset.gopen`` opens.
+in ``.tar``, are never read), or explicit URLs: local paths, ``file:/path`` or a brace pattern. URLs that
+``webdataset.gopen`` opens by running a command (``pipe:``, http(s), s3, gs, ...) are refused unless
+``allow_shell_urls=True`` (``train.allow_shell_urls``): a shard list must never run code by default. Every sample's
+declared sizes are checked against caps and its PNG headers / npy headers before anything is decoded.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -46,6 +47,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
+from pipeline.errors import RemotError
 from pipeline.labels import REGIONS
 from pipeline.pose.render import render_pose_map
 
@@ -128,17 +130,17 @@ def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, 
     key = sample["__key__"]
     meta = json.loads(sample["meta.json"])
     meta["key"], meta["url"] = key, sample.get("__url__")
-    height, width = int(meta["height"]), int(meta["width"])
-    frames = _png(sample["frames.png"], color=True)
-    t = frames.shape[0] // height
-    if frames.shape[0] != t * height or frames.shape[1] != width:
-        raise ValueError(f"{key}: frames strip {frames.shape} is not T x {height} rows of width {width}")
-    frames = frames.reshape(t, height, width, 3)
-    layouts = _png(sample["layouts.png"], color=False).reshape(t, height, width)
-    valid = _png(sample["valid.png"], color=False).reshape(t, 1, height, width)
-    flow = _npy(gzip.decompress(sample["flow.npy.gz"])).astype(np.float32)
-    keypoints = _npy(sample["pose.npy"]).astype(np.float32)
-    source_keypoints = _npy(sample["source_pose.npy"]).astype(np.float32)
+    t, height, width = sample_geometry(meta, key)
+    strip = (t * height, width)
+    frames = checked_png(sample["frames.png"], True, strip, f"{key}.frames.png").reshape(t, height, width, 3)
+    layouts = checked_png(sample["layouts.png"], False, strip, f"{key}.layouts.png").reshape(t, height, width)
+    valid = checked_png(sample["valid.png"], False, strip, f"{key}.valid.png").reshape(t, 1, height, width)
+    flow_shape = (t, 2, height, width)
+    # float16 payload plus a generous allowance for the .npy header
+    flow_bytes = gunzip_bounded(sample["flow.npy.gz"], 2 * t * 2 * height * width + 4096, f"{key}.flow.npy.gz")
+    flow = checked_npy(flow_bytes, flow_shape, f"{key}.flow.npy.gz").astype(np.float32)
+    keypoints = checked_npy(sample["pose.npy"], (t, 25, 3), f"{key}.pose.npy").astype(np.float32)
+    source_keypoints = checked_npy(sample["source_pose.npy"], (25, 3), f"{key}.source_pose.npy").astype(np.float32)
     poses = np.stack([render_pose_map(k, height, width, thickness=pose_thickness) for k in keypoints])
     return {
         "frames": _rgb_to_tensor(frames),
@@ -147,13 +149,114 @@ def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, 
         "layouts": _one_hot(layouts, key),
         "flow": torch.from_numpy(flow),
         "valid": torch.from_numpy(valid.astype(np.float32)),
-        "background": _rgb_to_tensor(_png(sample["background.png"], color=True)),
-        "source": _rgb_to_tensor(_png(sample["source.png"], color=True)),
-        "source_layout": _one_hot(_png(sample["source_layout.png"], color=False), key),
+        "background": _rgb_to_tensor(checked_png(sample["background.png"], True, (height, width),
+                                                 f"{key}.background.png")),
+        "source": _rgb_to_tensor(checked_png(sample["source.png"], True, (height, width), f"{key}.source.png")),
+        "source_layout": _one_hot(checked_png(sample["source_layout.png"], False, (height, width),
+                                              f"{key}.source_layout.png"), key),
         "source_pose": _rgb_to_tensor(render_pose_map(source_keypoints, height, width, thickness=pose_thickness)),
         "source_keypoints": torch.from_numpy(source_keypoints),
         "meta": meta,
     }
+
+
+# ----------------------------------------------------------------------------------------------- untrusted input
+# A shard is data, possibly from someone else: it must not run commands, and a small sample must not be able to
+# make the loader allocate gigabytes (a PNG declaring 20000x20000, a gzip bomb) or hand the networks arrays of a
+# shape nobody checked.
+
+# webdataset opens these through a shell (``pipe:`` runs its text; http/s3/gs/... build curl/aws/gsutil command
+# lines that embed the URL), so any scheme other than a plain path or ``file:`` needs the explicit opt-in.
+SAFE_SCHEMES = ("", "file")
+MAX_SIDE = 4096            # pixels per frame side
+MAX_WINDOW = 256           # frames per sample
+MAX_SAMPLE_PIXELS = 1 << 26  # T * H * W over a sample's stacked strip (64 Mpx, ~200 MB as RGB)
+
+
+class UnsafeShardURL(RemotError, ValueError):
+    """A shard URL that webdataset would open by running a shell command, without the opt-in."""
+
+
+def url_scheme(url: str) -> str:
+    from urllib.parse import urlparse
+
+    scheme = urlparse(str(url)).scheme.lower()
+    return "" if len(scheme) == 1 else scheme  # a one-letter "scheme" is a Windows drive letter
+
+
+def check_shard_urls(urls: Sequence[str], allow_shell_urls: bool = False) -> list[str]:
+    """``urls`` unchanged when every one is a local path or ``file:``; else :class:`UnsafeShardURL` naming the first
+    URL that would run a command, unless ``allow_shell_urls`` (``train.allow_shell_urls``) trusts it."""
+    urls = [str(u) for u in urls]
+    if not allow_shell_urls:
+        for url in urls:
+            if url_scheme(url) not in SAFE_SCHEMES:
+                raise UnsafeShardURL(
+                    f"shard URL {url[:120]!r} is opened by running a shell command ({url_scheme(url)}:); only local "
+                    "paths and file: are read by default: set train.allow_shell_urls: true in a params file you "
+                    "trust to allow it")
+    return urls
+
+
+def png_size(data: bytes, where: str) -> tuple[int, int]:
+    """(height, width) from a PNG's IHDR chunk, read before any pixel is decoded."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError(f"{where}: not a PNG (no PNG signature / IHDR header)")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return height, width
+
+
+def checked_png(data: bytes, color: bool, expected: tuple[int, int], where: str) -> np.ndarray:
+    """:func:`_png` after checking the header declares exactly ``expected`` (height, width) pixels."""
+    size = png_size(data, where)
+    if size != tuple(expected):
+        raise ValueError(f"{where}: PNG is {size[1]}x{size[0]}, expected {expected[1]}x{expected[0]} "
+                         "(width x height) from meta.json")
+    return _png(data, color)
+
+
+def gunzip_bounded(data: bytes, limit: int, where: str) -> bytes:
+    """gzip-decompress at most ``limit`` bytes; a stream that would expand further is refused (a gzip bomb)."""
+    import zlib
+
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"{where}: damaged gzip stream ({exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"{where}: decompresses to more than the {limit} bytes its shape allows (a gzip bomb?)")
+    return out
+
+
+def checked_npy(data: bytes, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """:func:`_npy` of a numeric array of exactly ``shape`` (checked from the header before the data is read)."""
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"unsupported .npy version {version}")
+        header_shape, _, dtype = read_header[version](buffer)
+    except ValueError as exc:
+        raise ValueError(f"{where}: not a .npy array ({exc})") from None
+    if tuple(header_shape) != tuple(shape) or dtype.kind not in "fiu" or dtype.hasobject:
+        raise ValueError(f"{where}: array is {dtype} {tuple(header_shape)}, expected numbers of shape {tuple(shape)}")
+    return _npy(data)
+
+
+def sample_geometry(meta: dict[str, Any], key: str) -> tuple[int, int, int]:
+    """(T, H, W) a sample declares in its meta.json, refused when outside the loader's caps."""
+    try:
+        height, width = int(meta["height"]), int(meta["width"])
+        t = int(meta["window_stop"]) - int(meta["window_start"]) if "window_stop" in meta else len(meta["frames"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{key}: meta.json lacks a valid height/width/window ({exc})") from None
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and 0 < t <= MAX_WINDOW
+            and t * height * width <= MAX_SAMPLE_PIXELS):
+        raise ValueError(f"{key}: declared window {t} x {height} x {width} is outside the loader's limits "
+                         f"(sides <= {MAX_SIDE}, T <= {MAX_WINDOW}, T*H*W <= {MAX_SAMPLE_PIXELS})")
+    return t, height, width
 
 
 # ----------------------------------------------------------------------------------------------- dataset
@@ -198,9 +301,10 @@ class WindowDataset(IterableDataset):
     """Decoded window samples streamed from WebDataset shards; see the module docstring for order and splitting."""
 
     def __init__(self, urls: list[str], *, shuffle_buffer: int = 64, seed: int = 0, resampled: bool = False,
-                 epoch_length: int | None = None, pose_thickness: int = 4):
+                 epoch_length: int | None = None, pose_thickness: int = 4, allow_shell_urls: bool = False):
         if not urls:
             raise ValueError("no shard URLs given")
+        check_shard_urls(urls, allow_shell_urls)  # before any URL reaches webdataset's shell-running openers
         if epoch_length is not None and epoch_length < 1:
             raise ValueError(f"epoch_length must be >= 1 or None, got {epoch_length}")
         self.urls = list(urls)
@@ -261,14 +365,14 @@ class WindowDataset(IterableDataset):
 
 def make_dataset(source: str | Path | Sequence[str | Path], split: str | None = None, *, shuffle_buffer: int = 64,
                  seed: int = 0, resampled: bool = False, epoch_length: int | None = None,
-                 pose_thickness: int = 4) -> WindowDataset:
+                 pose_thickness: int = 4, allow_shell_urls: bool = False) -> WindowDataset:
     """A :class:`WindowDataset` over a shard directory's ``split`` or over explicit shard URLs.
 
     ``epoch_length``: samples per rank per epoch (summed over DataLoader workers); in non-resampled mode it caps
     the pass (use it to equalise ranks), in resampled mode it ends the otherwise endless stream.
     """
     return WindowDataset(shard_urls(source, split), shuffle_buffer=shuffle_buffer, seed=seed, resampled=resampled,
-                         epoch_length=epoch_length, pose_thickness=pose_thickness)
+                         epoch_length=epoch_length, pose_thickness=pose_thickness, allow_shell_urls=allow_shell_urls)
 
 
 def collate_windows(batch: list[dict[str, Any]]) -> dict[str, Any]:
@@ -282,12 +386,14 @@ def collate_windows(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 def make_loader(source: str | Path | Sequence[str | Path], split: str | None = None, *, batch_size: int = 1,
                 num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0, resampled: bool = False,
-                epoch_length: int | None = None, pose_thickness: int = 4, pin_memory: bool = False) -> DataLoader:
+                epoch_length: int | None = None, pose_thickness: int = 4, pin_memory: bool = False,
+                allow_shell_urls: bool = False) -> DataLoader:
     """A DataLoader over :func:`make_dataset` with :func:`collate_windows`; ``loader.dataset.set_epoch(e)`` per epoch.
 
     Batches are formed inside each worker, so a worker's last batch of an epoch may be short.
     """
     dataset = make_dataset(source, split, shuffle_buffer=shuffle_buffer, seed=seed, resampled=resampled,
-                           epoch_length=epoch_length, pose_thickness=pose_thickness)
+                           epoch_length=epoch_length, pose_thickness=pose_thickness,
+                           allow_shell_urls=allow_shell_urls)
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_windows,
                       pin_memory=pin_memory, persistent_workers=False)

@@ -4,7 +4,8 @@
 
 * ``inprocess`` — a plain loop (no Prefect, no extra processes; the default, and the fastest for small data);
 * ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
-  single-threaded worker processes (prefect-dask's ``DaskTaskRunner``);
+  single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
+  temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it;
 * ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tcp://host:8786``).
 
 Work functions must be picklable (module-level functions, ``functools.partial`` of them), and every failure is
@@ -41,6 +42,18 @@ def call(fn: Callable[..., dict], *args: Any) -> Outcome:
         return Outcome(skipped=f"{type(exc).__name__}: {exc}", started=started, finished=time.time())
 
 
+def local_cluster_security():
+    """Mutual TLS with a throw-away CA for the local cluster of executor ``processes``.
+
+    Its scheduler and workers listen on loopback ports, and a Dask scheduler runs whatever a connected client
+    submits: without TLS any other account on a shared machine that finds the port can run code as this user.
+    The temporary certificates exist only in this process's memory (and its workers'), so only they can connect.
+    """
+    from distributed.security import Security
+
+    return Security.temporary()
+
+
 def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None, name: str = "preprocess",
             on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
     """``fn(*item)`` for every item on ``engine`` (the ``preprocess`` params section: executor, workers,
@@ -66,8 +79,11 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         runner = DaskTaskRunner(address=engine.dask_address)
     else:
         # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
+        security = local_cluster_security()
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
-                                                "processes": True, "dashboard_address": None})
+                                                "processes": True, "dashboard_address": None,
+                                                "protocol": "tls://", "security": security},
+                                client_kwargs={"security": security})
 
     @task(name=f"{name}-video")
     def one(item: tuple) -> Outcome:

@@ -143,7 +143,10 @@ class TrainParams(Section):
     """Training of the three GAN stages (``pipeline.training``; Prefect flow ``remot/train`` and DVC train_*)."""
 
     shards: str = Field("data/shards", description="shard folder (from `dvc repro shards`), relative to the root, "
-                        "or a WebDataset URL pattern / '::' list of the split's shards (pipe:, file:, s3://)")
+                        "or a WebDataset URL pattern / '::' list of the split's shards (file:; pipe:, s3://, "
+                        "http(s):// only with allow_shell_urls)")
+    allow_shell_urls: bool = Field(False, description="let train.shards name URLs that webdataset opens by running a "
+                                   "command (pipe:, http(s), s3, gs): only in a params file you trust")
     split: str = "train"
     out: str = Field("models", description="checkpoints go to <out>/<stage>/step-NNNNNN and <out>/<stage>/final")
     epochs: TrainEpochs = TrainEpochs()

@@ -4,7 +4,8 @@ A stage is a function ``process(video: VideoArtifacts, frames_meta: dict) -> dic
 outputs atomically and returns a small record for the report (or raises :class:`SkipVideo` with a reason).
 After it returns, a stamp ``data/<stage>/<dataset>/<video>.stamp.json`` records what the outputs were made
 from (the stage's parameters and the upstream stamps). A later run keeps a video whose stamp still matches,
-redoes one whose inputs or parameters changed, and removes outputs of videos that disappeared upstream.
+redoes one whose inputs or parameters changed, and removes outputs only of videos that disappeared upstream
+(never of a skipped or failed one).
 A run killed mid-way leaves at most a video without a stamp, which the next run redoes.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -57,6 +58,12 @@ def stamp_path(data_root: Path, stage: str, dataset: str, video: str) -> Path:
     return Path(data_root) / stage / dataset / f"{video}.stamp.json"
 
 
+def pending_path(data_root: Path, stage: str, dataset: str, video: str) -> Path:
+    """Marks a video whose stamp was dropped for a redo: its outputs (if any) are no longer vouched for, but they
+    are still the stage's, so they leave with the video if it vanishes upstream before the redo succeeds."""
+    return Path(data_root) / stage / dataset / f"{video}.pending.json"
+
+
 def read_stamp(data_root: Path, stage: str, dataset: str, video: str) -> dict | None:
     path = stamp_path(data_root, stage, dataset, video)
     try:
@@ -79,14 +86,17 @@ def upstream_stamp(data_root: Path, stage: str, video: VideoArtifacts) -> str:
     return stamp["digest"]
 
 
-def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
-    frames = []
+def iter_frames_on_disk(video: VideoArtifacts, n_frames: int) -> Iterator[np.ndarray]:
+    """The extracted RGB frames one at a time (a stage that works frame by frame keeps one in memory)."""
     for k in range(n_frames):
         image = cv2.imread(str(video.frames_dir / frame_name(k)), cv2.IMREAD_COLOR)
         if image is None:
             raise SkipVideo(f"{video.frames_dir / frame_name(k)} is missing or unreadable; re-run extraction")
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    return frames
+        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_frames(video: VideoArtifacts, n_frames: int) -> list[np.ndarray]:
+    return list(iter_frames_on_disk(video, n_frames))
 
 
 def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
@@ -126,6 +136,8 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
             report.reused.append(key)
             report.videos[key] = {k: v for k, v in old.get("info", {}).items() if k != "seconds"}
             continue
+        if old is not None or any(p.exists() for p in outputs(video)):
+            atomic.write_json(pending_path(data_root, stage, dataset, name), {"previous": old})
         stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
         todo.append((video, meta, digest))
 
@@ -138,6 +150,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         info = {k: v for k, v in outcome.info.items() if k != "seconds"}
         report.video_seconds[key] = outcome.info.get("seconds")
         atomic.write_json(stamp_path(data_root, stage, dataset, video.video), {"digest": digest, "info": info})
+        pending_path(data_root, stage, dataset, video.video).unlink(missing_ok=True)
         report.processed.append(key)
         report.videos[key] = info
 
@@ -146,16 +159,19 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
     report.seconds = round(time.perf_counter() - started, 3)
     for key, reason in report.skipped.items():
         print(f"{stage}: skipped {key}: {reason}")
-    # Skipped or vanished videos must not leave outputs that later stages would consume.
-    keep = set(names) - {k.split("/", 1)[1] for k in report.skipped}
-    stamped = {p.name[: -len(".stamp.json")] for p in stage_dir.glob("*.stamp.json")} if stage_dir.is_dir() else set()
-    for name in sorted((stamped | {k.split("/", 1)[1] for k in report.skipped}) - keep):
+    # Only videos that vanished upstream (left the registry, so extraction removed their frames) lose their
+    # outputs. A skipped or failed video keeps them: its stamp was already dropped when its work started, so the
+    # next stage sees no stamp and skips it rather than consuming stale outputs, and the next run redoes it.
+    known = set()
+    for suffix in (".stamp.json", ".pending.json"):
+        known |= {p.name[: -len(suffix)] for p in stage_dir.glob("*" + suffix)} if stage_dir.is_dir() else set()
+    for name in sorted(known - set(names)):
         outs = [p for p in outputs(VideoArtifacts(data_root, dataset, name)) if p.exists()]
         for path in outs:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         stamp_path(data_root, stage, dataset, name).unlink(missing_ok=True)
-        if outs or name in stamped:
-            report.removed.append(f"{dataset}/{name}")
+        pending_path(data_root, stage, dataset, name).unlink(missing_ok=True)
+        report.removed.append(f"{dataset}/{name}")
     atomic.write_json(report_path, report.as_dict())
     write_log(report_path, report.run_log())
     if names and not report.processed and not report.reused:

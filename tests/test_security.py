@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +56,245 @@ def test_prefect_server_binds_loopback_only():
     makefile = (ROOT / "Makefile").read_text()
     starts = [line for line in makefile.splitlines() if "prefect server start" in line]
     assert starts and all("--host 127.0.0.1" in line for line in starts)
+
+
+# ------------------------------------------------------------------ issue 16, item 1: no code from data or others
+
+import gzip  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tracemalloc  # noqa: E402
+import zlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+
+def test_pipe_shards_in_params_never_run_without_the_opt_in(tmp_path):
+    from pipeline.loader import UnsafeShardURL
+    from pipeline.params import load_params
+    from pipeline.training.runner import run_stage
+
+    marker = tmp_path / "out.txt"
+    params = {"train": {"shards": f"pipe:id > {marker}; cat /dev/null", "steps_per_epoch": 1, "device": "cpu",
+                        "num_workers": 0}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(UnsafeShardURL, match="train.allow_shell_urls"):
+        run_stage("layout", load_params(tmp_path / "params.yaml"), tmp_path)
+    assert not marker.exists()
+    assert not (tmp_path / "models").exists()  # refused before anything was built or written
+
+
+@pytest.mark.parametrize("url", ["pipe:touch {m}", "https://example.invalid/a.tar'; touch {m}; echo '",
+                                 "s3://bucket/{m}.tar", "gs://b/x.tar", "local.tar::pipe:touch {m}"])
+def test_loader_refuses_every_shell_running_url(tmp_path, url):
+    from pipeline.loader import UnsafeShardURL, make_dataset, make_loader
+
+    marker = tmp_path / "ran"
+    with pytest.raises(UnsafeShardURL, match="allow_shell_urls"):
+        list(make_dataset(url.format(m=marker), shuffle_buffer=0))
+    with pytest.raises(UnsafeShardURL):
+        make_loader([url.format(m=marker)])
+    assert not marker.exists()
+
+
+def test_loader_opt_in_and_local_urls(tmp_path):
+    from pipeline.loader import check_shard_urls
+
+    assert check_shard_urls(["/a/b.tar", "rel/c.tar", "file:/d.tar"]) == ["/a/b.tar", "rel/c.tar", "file:/d.tar"]
+    assert check_shard_urls(["pipe:cat x.tar"], allow_shell_urls=True) == ["pipe:cat x.tar"]
+
+
+def test_training_deployment_takes_no_parameters():
+    from prefect.utilities.callables import parameter_schema
+
+    from pipeline.training.flow import remot
+
+    assert parameter_schema(remot.fn).properties == {}
+    with pytest.raises(Exception, match="params_path"):
+        remot.validate_parameters({"params_path": "/tmp/theirs.yaml"})
+
+
+def test_make_serve_starts_the_server_with_an_auth_string():
+    recipe = subprocess.run(["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PATH": os.environ.get("PATH", "")}).stdout
+    server_lines = [line for line in recipe.splitlines() if "prefect server start" in line]
+    assert server_lines and "PREFECT_SERVER_API_AUTH_STRING=" in recipe and "PREFECT_API_AUTH_STRING=" in recipe
+    assert "umask 077" in recipe and ".prefect-auth" in recipe
+    assert ".prefect-auth" in (ROOT / ".gitignore").read_text().split()
+
+
+@pytest.mark.timeout(300)
+def test_prefect_server_with_auth_string_refuses_anonymous_clients(tmp_path):
+    """What `make serve` relies on: with PREFECT_SERVER_API_AUTH_STRING the API answers 401 without it."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+    from base64 import b64encode
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = "remot:crafted-test-secret"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "DO_NOT_TRACK": "1", "PREFECT_SERVER_API_AUTH_STRING": secret}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api"
+
+    def status(path: str, auth: str | None = None) -> int:
+        request = urllib.request.Request(base + path, data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        if auth:
+            request.add_header("Authorization", "Basic " + b64encode(auth.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the Prefect server did not come up")
+                time.sleep(1)
+        assert status("/deployments/filter") == 401
+        assert status("/deployments/filter", "remot:wrong") == 401
+        assert status("/deployments/filter", secret) == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _scheduler_probe() -> dict:
+    """Runs on a worker of the local cluster: can a client without the cluster's certificates get in?"""
+    from distributed import Client, get_worker
+
+    address = get_worker().scheduler.address
+    refused = []
+    for attempt in (address, address.replace("tls://", "tcp://")):
+        try:
+            Client(attempt, timeout=5).close()
+            refused.append(False)
+        except Exception:  # noqa: BLE001 - any failure to connect is a refusal
+            refused.append(True)
+    return {"address": address, "refused": refused}
+
+
+@pytest.mark.timeout(600)
+def test_local_dask_cluster_refuses_clients_without_its_certificates(tmp_path, monkeypatch):
+    from pipeline.params import PreprocessParams
+    from pipeline.parallel import run_all
+
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    [outcome] = run_all(_scheduler_probe, [()], PreprocessParams(executor="processes", workers=1))
+    assert outcome.info is not None, outcome.skipped
+    assert outcome.info["address"].startswith("tls://127.0.0.1:")
+    assert outcome.info["refused"] == [True, True]
+
+
+# ------------------------------------------------------------------ crafted shard samples (item 3: loader)
+
+
+@pytest.fixture(scope="module")
+def one_sample(tmp_path_factory) -> dict:
+    from pipeline.shards import collect_video, write_shards
+    from tests.test_shards import fabricate_video
+
+    base = tmp_path_factory.mktemp("crafted")
+    art = fabricate_video(base / "data", "ds", "v0", "train", n_frames=6)
+    write_shards([collect_video(art)], base / "shards", window_length=3, stride=3, shard_max_samples=8, seed=0)
+    tar = sorted((base / "shards" / "train").glob("*.tar"))[0]
+    sample: dict = {}
+    with tarfile.open(tar) as handle:
+        for member in handle.getmembers():
+            key, field = member.name.split(".", 1)
+            if sample.get("__key__", key) != key:
+                break
+            sample["__key__"] = key
+            sample[field] = handle.extractfile(member).read()
+    return sample
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A valid grey PNG of width x height zeros, built row by row (never held decoded): ~400 KB for 20000^2."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer, row, parts = zlib.compressobj(9), b"\0" * (width + 1), []
+    for _ in range(height):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def _decode_peak(sample: dict) -> tuple[Exception | None, int]:
+    from pipeline.loader import decode_sample
+
+    tracemalloc.start()
+    error = None
+    try:
+        decode_sample(sample)
+    except Exception as exc:  # noqa: BLE001 - returned to the test
+        error = exc
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return error, peak
+
+
+def test_well_formed_sample_still_decodes(one_sample):
+    error, _ = _decode_peak(one_sample)
+    assert error is None
+
+
+def test_png_declaring_20000_squared_is_refused_from_its_header(one_sample):
+    bomb = _png_declaring(20000, 20000)
+    assert len(bomb) < 1_000_000
+    for field in ("frames.png", "source.png"):
+        error, peak = _decode_peak({**one_sample, field: bomb})
+        assert isinstance(error, ValueError) and "20000x20000" in str(error) and field in str(error)
+        assert peak < 50_000_000
+
+
+def test_gzip_bomb_in_flow_is_refused_with_bounded_memory(one_sample):
+    packer, zeros, parts = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), b"\0" * (1 << 24), []
+    for _ in range(64):  # 1 GiB of zeros -> ~1 MB of gzip
+        parts.append(packer.compress(zeros))
+    parts.append(packer.flush())
+    bomb = b"".join(parts)
+    assert len(bomb) < 2_000_000
+    error, peak = _decode_peak({**one_sample, "flow.npy.gz": bomb})
+    assert isinstance(error, ValueError) and "gzip bomb" in str(error)
+    assert peak < 50_000_000
+
+
+def test_wrong_shaped_arrays_are_refused(one_sample):
+    meta = json.loads(one_sample["meta.json"])
+    t, h, w = len(meta["frames"]), meta["height"], meta["width"]
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((t, 2, h, w + 1), "<f2"))
+    error, _ = _decode_peak({**one_sample, "flow.npy.gz": gzip.compress(buffer.getvalue())})
+    assert isinstance(error, ValueError) and "flow.npy.gz" in str(error) and "expected" in str(error)
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((t, 24, 3), "<f4"))
+    error, _ = _decode_peak({**one_sample, "pose.npy": buffer.getvalue()})
+    assert isinstance(error, ValueError) and "pose.npy" in str(error)
+    huge = {**meta, "height": 100000}
+    error, _ = _decode_peak({**one_sample, "meta.json": json.dumps(huge).encode()})
+    assert isinstance(error, ValueError) and "limits" in str(error)

@@ -208,12 +208,12 @@ def test_training_reads_shards_through_a_pipe_url(tiny_shards, tmp_path):
     """Shards in object storage: train.shards is a WebDataset URL list (here `pipe:cat`, as `pipe:aws s3 cp`)."""
     tars = sorted((tiny_shards / "train").glob("*.tar"))
     url = "::".join(f"pipe:cat {tar}" for tar in tars)
-    root = make_project(tmp_path / "p", tiny_shards, shards=url, steps_per_epoch=1,
+    root = make_project(tmp_path / "p", tiny_shards, shards=url, steps_per_epoch=1, allow_shell_urls=True,
                         epochs={"layout": 2, "region": 1, "wcn": 1})
     result = run_stage("layout", load_params(root / "params.yaml"), root)
     assert result.steps == 2
     metrics = json.loads(result.metrics_path.read_text())
     assert metrics["data_manifest_sha256"] is None  # no local manifest behind a URL, and that is recorded
-    root = make_project(tmp_path / "q", tiny_shards, shards=url, steps_per_epoch=None)
+    root = make_project(tmp_path / "q", tiny_shards, shards=url, steps_per_epoch=None, allow_shell_urls=True)
     with pytest.raises(RemotError, match="set train.steps_per_epoch"):
         run_stage("layout", load_params(root / "params.yaml"), root)

@@ -1,5 +1,5 @@
 """The Prefect flow remot (deployment train) end to end against a REAL local Prefect server on loopback: the
-three stages run (Layout and Region GAN concurrently, then the WCN), the flow run completes, and every stage
+three stages run (Layout GAN, Region GAN, then the WCN, in order), the flow run completes, and every stage
 publishes its loss table and sample-grid artifacts."""
 from __future__ import annotations
 

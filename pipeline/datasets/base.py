@@ -1,6 +1,7 @@
 """What every dataset adapter produces: a list of videos with their split, plus problems found on the way."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,61 @@ class Scan:
         return sum(len(list_frames(v.source)) for v in self.videos if v.is_frame_folder)
 
 
+MAX_ID = 96  # ids become file names (plus suffixes) and WebDataset keys: far below the 255-byte name limit
+
+
+def name_hash(relative: str, n: int = 10) -> str:
+    return hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
 def safe_id(relative: str) -> str:
-    """A file-name-safe, dot-free id from a relative path (WebDataset keys must not contain dots)."""
+    """A file-name-safe, dot-free id from a relative path (WebDataset keys must not contain dots).
+
+    ASCII names map as they always did (``Bob/Warm Up`` -> ``bob__warm_up``). A name with characters that have no
+    ASCII spelling (``日本``) keeps its ASCII part and gets a stable hash of the whole name appended, so two such
+    names never collapse into one id (or into none); so does a name longer than ``MAX_ID``.
+    """
     text = re.sub(r"[^a-z0-9_-]+", "_", relative.lower().replace("/", "__")).strip("_")
-    if not text:
-        raise DatasetError(f"cannot make an id from {relative!r}")
+    if not relative.isascii() or not text or len(text) > MAX_ID:
+        text = f"{text[:MAX_ID - 11] or 'video'}_{name_hash(relative)}".lstrip("_")
     return text
+
+
+def unique_ids(candidates: list[tuple[str, str]], problems: list[str]) -> list[str]:
+    """Distinct ids for ``(id, relative path)`` pairs, in order: the first keeps its id, a later duplicate gets
+    ``<id>_<hash of its relative path>`` and one reported problem naming both (neither input is lost)."""
+    taken: dict[str, str] = {}
+    out = []
+    for vid, relative in candidates:
+        final = vid
+        if vid in taken:
+            final = f"{vid[:MAX_ID - 11]}_{name_hash(relative)}"
+            problems.append(f"{relative}: its video id {vid!r} is also made by {taken[vid]}; kept as {final!r}")
+        taken.setdefault(final, relative)
+        out.append(final)
+    return out
+
+
+def frames_outside_root(root: Path, folder: Path) -> str | None:
+    """A problem when a frame of ``folder`` is a symlink resolving outside the dataset root, else None."""
+    root_resolved = root.resolve()
+    for frame in list_frames(folder):
+        if frame.is_symlink() and not frame.resolve().is_relative_to(root_resolved):
+            return (f"{frame}: frame symlink resolves to {frame.resolve()}, outside the dataset root "
+                    f"{root_resolved}; video {folder} skipped")
+    return None
+
+
+# What one bad entry can raise while its path is looked at (a 300-character name, a NUL byte, a symlink loop,
+# a permission error): caught per entry, reported as one problem, the scan goes on.
+ENTRY_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def entry_error(exc: BaseException) -> str:
+    """A short reason for one of ``ENTRY_ERRORS`` (an OSError's text repeats the possibly huge path)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {str(exc)[:160]}"
 
 
 def inside(root: Path, candidate: Path) -> Path:

@@ -15,7 +15,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from pipeline.datasets.base import Scan, UnsafePath, VideoEntry, inside, is_frame_folder, is_video_file, safe_id
+from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, entry_error, frames_outside_root,
+                                    inside, is_frame_folder, is_video_file, safe_id, unique_ids)
 
 
 def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str]:
@@ -41,31 +42,48 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
     found: list[tuple[str, Path, bool]] = []
     for current, dirs, files in os.walk(root, followlinks=False):
         here = Path(current)
-        if here != root and is_frame_folder(here):
+        try:
+            frame_folder = here != root and is_frame_folder(here)
+        except ENTRY_ERRORS as exc:
+            scan.problems.append(f"{here}: cannot be read ({entry_error(exc)}); skipped")
+            dirs.clear()
+            continue
+        if frame_folder:
             found.append((safe_id(str(here.relative_to(root))), here, True))
             dirs.clear()
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in sorted(files):
             path = here / f
-            if is_video_file(path):
+            try:
+                video_file = is_video_file(path)
+            except ENTRY_ERRORS as exc:
+                scan.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
+                continue
+            if video_file:
                 rel = path.relative_to(root).with_suffix("")
                 found.append((safe_id(str(rel)), path, False))
             elif path.is_symlink():
                 scan.problems.append(f"{path}: symlink skipped")
     if is_frame_folder(root):
         found.append((safe_id(root.name), root, True))
-    safe: list[tuple[str, Path, bool]] = []
+    checked: list[tuple[str, Path, bool]] = []
     for vid, path, frames in sorted(found):
         try:
             inside(root, path.relative_to(root))  # a symlink pointing out of the root is refused
+            problem = frames_outside_root(root, path) if frames else None
         except UnsafePath as exc:
             scan.problems.append(str(exc))
             continue
-        if any(vid == other for other, _, _ in safe):
-            scan.problems.append(f"{path}: its video id {vid!r} is taken by another input; skipped")
+        except ENTRY_ERRORS as exc:
+            scan.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
             continue
-        safe.append((vid, path, frames))
+        if problem:
+            scan.problems.append(problem)
+            continue
+        checked.append((vid, path, frames))
+    ids = unique_ids([(vid, str(path.relative_to(root))) for vid, path, _ in checked], scan.problems)
+    safe = [(vid, path, frames) for vid, (_, path, frames) in zip(ids, checked)]
     splits = split_by_hash([vid for vid, _, _ in safe], test_ratio, seed)
     scan.videos = [VideoEntry(name, vid, path, frames, splits[vid]) for vid, path, frames in safe]
     return scan

@@ -75,9 +75,36 @@ def _yaml():
     return yaml
 
 
+# Folders under data_root that only hold inputs: everything else there is the pipeline's output, which stages
+# replace and remove (the demo generator writes its raw videos to data_root/raw/).
+RAW_INPUT_FOLDER = "raw"
+
+
+def check_new_registration(doc: dict, name: str, path: str, project_root: Path, replace: bool) -> None:
+    """Refuse, unless ``replace``, to re-point an existing dataset name (the next ``dvc repro`` would remove the
+    old dataset's outputs) or to register a folder inside data_root's output folders (a stage run would
+    overwrite or remove the videos themselves)."""
+    if replace:
+        return
+    old = (doc.get("datasets") or {}).get(name)
+    if old is not None:
+        raise ParamsError(f"dataset {name!r} is already registered (path {old.get('path')!r}); pass --replace to "
+                          f"point it at {path!r} (the next `dvc repro` removes the old dataset's outputs), or "
+                          "choose another name")
+    data_root = Path(str(doc.get("data_root") or "data"))
+    data_root = (data_root if data_root.is_absolute() else project_root / data_root).resolve()
+    target = Path(path)
+    target = (target if target.is_absolute() else project_root / target).resolve()
+    if target.is_relative_to(data_root) and not target.is_relative_to(data_root / RAW_INPUT_FOLDER):
+        raise ParamsError(f"{path} is inside data_root ({data_root}), whose folders the stages overwrite and "
+                          f"remove: move the videos outside it (or under {data_root / RAW_INPUT_FOLDER}), or pass "
+                          "--replace if you really mean it")
+
+
 def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: float | None = None,
-                seed: int | None = None) -> tuple[Params, Scan]:
-    """Validate the layout, then write ``datasets.<name>`` into params.yaml (atomically)."""
+                seed: int | None = None, replace: bool = False) -> tuple[Params, Scan]:
+    """Validate the layout, then write ``datasets.<name>`` into params.yaml (atomically; it keeps its mode).
+    An existing name or a folder inside data_root's outputs is refused unless ``replace``."""
     from pipeline.atomic import write_bytes
 
     if not DATASET_NAME.match(name):
@@ -96,6 +123,7 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
     doc = yaml.load(params_file.read_text()) if params_file.exists() else {}
     if doc is None:
         doc = {}
+    check_new_registration(doc, name, path, project_root, replace)
     doc.setdefault("datasets", {})
     if doc["datasets"] is None:
         doc["datasets"] = {}

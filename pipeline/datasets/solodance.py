@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.datasets.base import DatasetError, Scan, UnsafePath, VideoEntry, inside, is_frame_folder, safe_id
+from pipeline.datasets.base import (ENTRY_ERRORS, DatasetError, Scan, UnsafePath, VideoEntry, entry_error,
+                                    frames_outside_root, inside, is_frame_folder, safe_id, unique_ids)
 
 
 def scan_solodance(name: str, root: Path) -> Scan:
@@ -19,16 +20,30 @@ def scan_solodance(name: str, root: Path) -> Scan:
     if missing:
         raise DatasetError(f"{root}: a SoloDance root needs train/ and test/ folders of frame sequences; "
                            f"missing {', '.join(missing)}")
+    found: list[tuple[str, Path, str]] = []
     for split in ("train", "test"):
-        for folder in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in sorted((root / split).iterdir()):
             try:
+                if not folder.is_dir() or folder.name.startswith("."):
+                    continue
                 inside(root, folder.relative_to(root))
+                frames = folder / "images" if is_frame_folder(folder / "images") else folder
+                usable = is_frame_folder(frames)
+                problem = frames_outside_root(root, frames) if usable else None
             except UnsafePath as exc:
                 scan.problems.append(str(exc))
                 continue
-            frames = folder / "images" if is_frame_folder(folder / "images") else folder
-            if not is_frame_folder(frames):
+            except ENTRY_ERRORS as exc:
+                scan.problems.append(f"{folder}: cannot be read ({entry_error(exc)}); skipped")
+                continue
+            if not usable:
                 scan.problems.append(f"{folder}: no image frames (expected {folder}/00000.png ... or images/)")
                 continue
-            scan.videos.append(VideoEntry(name, safe_id(folder.name), frames, True, split))
+            if problem:
+                scan.problems.append(problem)
+                continue
+            found.append((f"{split}/{folder.name}", frames, split))
+    # ids from the folder name alone (as before); train/Take 1 and test/take_1 both make take_1: told apart below
+    ids = unique_ids([(safe_id(rel.split("/", 1)[1]), rel) for rel, _, _ in found], scan.problems)
+    scan.videos = [VideoEntry(name, vid, frames, True, split) for vid, (_, frames, split) in zip(ids, found)]
     return scan

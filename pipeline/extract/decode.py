@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.datasets.base import list_frames
+from pipeline.image_limits import ImageTooLarge, check_image_pixels
 
 # Frame folders carry no rate; iPER and SoloDance were recorded at 25-30 fps. Recorded in meta as assumed.
 FRAME_FOLDER_FPS = 25.0
@@ -51,6 +52,10 @@ def source_info(source: Path, is_frame_folder: bool) -> SourceInfo:
 def _raw_frames(source: Path, is_frame_folder: bool) -> Iterator[np.ndarray]:
     if is_frame_folder:
         for path in list_frames(source):
+            try:
+                check_image_pixels(path)  # from the header, before decoding
+            except ImageTooLarge as exc:
+                raise DecodeError(str(exc)) from None
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise DecodeError(f"{path}: not a readable image")

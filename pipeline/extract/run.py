@@ -39,6 +39,7 @@ class ExtractReport:
     reused: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # skipped now, previous outputs kept
 
     def as_dict(self) -> dict:
         """The tracked report (the same whatever was on disk before); run history is in ``run_log``."""
@@ -46,7 +47,7 @@ class ExtractReport:
                 "counts": {"ok": len(self.processed) + len(self.reused), "skipped": len(self.skipped)}}
 
     def run_log(self) -> dict:
-        return {"processed": self.processed, "reused": self.reused, "removed": self.removed,
+        return {"processed": self.processed, "reused": self.reused, "removed": self.removed, "kept": self.kept,
                 "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
 
@@ -173,6 +174,22 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
         raise SkipVideo(str(exc)) from None
 
 
+class SourceInsideOutputs(RuntimeError):
+    """A registered video lives inside a folder the pipeline writes (it would be overwritten or removed)."""
+
+
+def check_sources_outside_outputs(videos: list[VideoEntry], data_root: Path) -> None:
+    """Refuse to run when a video's file or frame folder is inside data_root's stage outputs (only
+    ``data_root/raw`` holds inputs there): the stage would overwrite or remove the raw inputs themselves."""
+    root = Path(data_root).resolve()
+    for video in videos:
+        source = Path(video.source).resolve()
+        if source.is_relative_to(root) and not source.is_relative_to(root / "raw"):
+            raise SourceInsideOutputs(f"{video.source} (dataset {video.dataset!r}) is inside data_root {root}, "
+                                      "whose folders the stages overwrite and remove: move the dataset outside it "
+                                      f"(or under {root / 'raw'}) and update datasets.{video.dataset}.path")
+
+
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
                    min_frames: int, report_path: Path, engine=None, project_root: Path | None = None) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
@@ -187,6 +204,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
     report = ExtractReport()
     dataset_dir = Path(data_root) / "frames" / dataset
     atomic.remove_stale_temps(dataset_dir)
+    check_sources_outside_outputs(videos, Path(data_root))
     todo = []
     for video in videos:
         key = f"{video.dataset}/{video.video}"
@@ -212,13 +230,18 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
             print(f"extract: skipped {key}: {reason}")
         else:
             report.processed.append(key)
-    # Outputs of videos no longer registered (or now skipped) would otherwise flow into later stages.
-    keep = {v.video for v in videos} - {k.split("/", 1)[1] for k in report.skipped}
+    # Only videos that left the registry lose their outputs. A skip or an error (an unreadable input, a transient
+    # EIO) keeps the last good extraction: downstream stages stay consistent with it, and nothing the user made
+    # days ago disappears because of a hiccup now.
+    registered = {v.video for v in videos}
     if dataset_dir.is_dir():
         for video_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
-            if video_dir.name not in keep:
+            if video_dir.name not in registered and not video_dir.name.startswith(atomic.TEMP_PREFIX):
                 shutil.rmtree(video_dir)
                 report.removed.append(f"{dataset}/{video_dir.name}")
+    for key in report.skipped:
+        if (dataset_dir / key.split("/", 1)[1] / "meta.json").is_file():
+            report.kept.append(key)
     atomic.write_json(report_path, report.as_dict())
     write_log(report_path, report.run_log())
     if videos and not report.processed and not report.reused:

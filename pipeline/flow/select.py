@@ -14,10 +14,12 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import atomic
 from pipeline.atomic import TEMP_PREFIX
 from pipeline.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
@@ -98,6 +100,34 @@ def compute_video_flow(frames: list[np.ndarray], backend: FlowBackend) -> tuple[
     return flow, valid
 
 
+def compute_video_flow_stream(frames: Iterable[np.ndarray], n_frames: int,
+                              backend: FlowBackend) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compute_video_flow` over frames that arrive one at a time (read from disk as needed): only the
+    current pair is held, besides the output arrays. Same results; ``n_frames`` sizes the outputs."""
+    flow = valid = None
+    previous, shape, count = None, None, 0
+    for index, frame in enumerate(frames):
+        if shape is None:
+            shape = frame.shape
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame 0: expected uint8 RGB, got {frame.dtype} {frame.shape}")
+            flow = np.zeros((n_frames, 2, *shape[:2]), dtype=np.float16)
+            valid = np.zeros((n_frames, 1, *shape[:2]), dtype=np.uint8)
+        elif frame.shape != shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame {index}: expected uint8 {shape} RGB like frame 0, got {frame.dtype} {frame.shape}")
+        if index >= n_frames:
+            raise ValueError(f"more than the {n_frames} frames announced")
+        if previous is not None:
+            to_previous = backend.compute(frame, previous)
+            from_previous = backend.compute(previous, frame)
+            flow[index] = to_previous.transpose(2, 0, 1)
+            valid[index, 0] = consistency_mask(to_previous, from_previous)
+        previous, count = frame, index + 1
+    if count != n_frames or flow is None:
+        raise ValueError(f"compute_video_flow_stream: got {count} frames, expected {n_frames}")
+    return flow, valid
+
+
 def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend_name: str) -> None:
     """Write ``flow`` (T, 2, H, W), ``valid`` (T, 1, H, W) and the backend name to ``path`` (compressed npz).
 
@@ -119,6 +149,7 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
                 backend=np.array(backend_name, dtype=np.str_),
             )
             handle.flush()
+            atomic.set_mode_like(handle.fileno(), path)  # NamedTemporaryFile makes 0600; follow the umask
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
     except BaseException:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pipeline.artifacts import VideoArtifacts
 from pipeline.flow.base import FlowBackend
-from pipeline.flow.select import compute_video_flow, make_flow_backend, save_flow_npz
-from pipeline.video_stage import load_frames
+from pipeline.flow.select import compute_video_flow_stream, make_flow_backend, save_flow_npz
+from pipeline.video_stage import iter_frames_on_disk
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ def flow_backend(spec: FlowSpec) -> tuple[FlowBackend, tuple[str, ...]]:
 
 def flow_video(video: VideoArtifacts, meta: dict, spec: FlowSpec) -> dict:
     backend, _ = flow_backend(spec)
-    frames = load_frames(video, meta["n_frames"])
-    flow, valid = compute_video_flow(frames, backend)
+    # frames read one pair at a time: memory holds the flow being written, not the decoded video
+    flow, valid = compute_video_flow_stream(iter_frames_on_disk(video, meta["n_frames"]), meta["n_frames"], backend)
     save_flow_npz(video.flow_file, flow, valid, backend.name)
     return {"backend": backend.name, "valid_fraction": round(float(valid[1:].mean()), 4) if len(valid) > 1
             else None}

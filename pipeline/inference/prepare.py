@@ -16,6 +16,7 @@ Every failure is a :class:`pipeline.errors.RemotError` subclass that names the f
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 
 from pipeline.background import background_plate
 from pipeline.errors import RemotError, SkipVideo
+from pipeline.image_limits import check_image_pixels
 from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info, to_rgb
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
@@ -32,10 +34,15 @@ from pipeline.labels import REGIONS
 from pipeline.params import Params
 from pipeline.parsing.merge import merge_layout, merge_lookup
 from pipeline.parsing.stage import Parser, make_parser
-from pipeline.pose.mediapipe_body25 import estimate_video
+from pipeline.pose.mediapipe_body25 import (backend_name, detection_rate, estimate_video, iter_estimate,
+                                            smooth_keypoints)
 from pipeline.pose.stage import pose_for_frames
 
 BACKGROUND_LABEL = REGIONS.index("background")
+# The background plate of a streamed driving video is the temporal median over at most this many evenly spaced
+# frames (every frame of a shorter clip, so those give the same plate as before): memory stays flat in length.
+PLATE_FRAMES = 64
+
 BACKGROUND_RULE = ("the driving video's background plate (pipeline.background.background_plate: temporal median "
                    "of the pixels outside the parsed person)")
 
@@ -74,6 +81,45 @@ class PreparedDriving:
 
 
 @dataclass
+class StreamedDriving:
+    """A driving video prepared without holding its frames: keypoints and plate, crops re-decoded on demand."""
+
+    path: Path
+    keypoints: np.ndarray     # float32 (T, 25, 3)
+    background: np.ndarray    # uint8 (H, W, 3) RGB plate (from at most PLATE_FRAMES frames)
+    fps: float
+    crop_box: CropBox
+    detection_rate: float
+    n_frames: int
+    _crops: Any = field(repr=False, default=None)
+
+    def crops(self) -> Iterator[np.ndarray]:
+        """The T cropped RGB frames, decoded again (one at a time)."""
+        return self._crops()
+
+
+def _stream_pose(crops: Iterator[np.ndarray], cfg: Any, keep: set[int]
+                 ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """MediaPipe Pose over a stream of crops (:func:`iter_estimate`, the code behind :func:`estimate_video`);
+    returns (keypoints (T, 25, 3), detected (T,), {t: (crop, person mask)} for the frames in ``keep``)."""
+    keypoints, detected, kept = [], [], {}
+    crops = iter(crops)
+    current: list[np.ndarray] = []
+
+    def remembered() -> Iterator[np.ndarray]:  # the crop iter_estimate is working on, for ``keep``
+        for crop in crops:
+            current[:] = [crop]
+            yield crop
+
+    for t, one in enumerate(iter_estimate(remembered(), cfg.model_complexity, cfg.min_detection_confidence)):
+        keypoints.append(one.keypoints)
+        detected.append(one.detected)
+        if t in keep:
+            kept[t] = (current[0], one.mask)
+    return np.stack(keypoints).astype(np.float32), np.array(detected, bool), kept
+
+
+@dataclass
 class Preprocessor:
     """The backends the params select, built once (the parser may load SCHP weights)."""
 
@@ -99,6 +145,7 @@ class Preprocessor:
         path = Path(path)
         if not path.is_file():
             raise RemotError(f"source image {path} does not exist")
+        check_image_pixels(path)  # from the header, before decoding
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise RemotError(f"source image {path} is not a readable image (PNG, JPEG, ...)")
@@ -173,6 +220,77 @@ class Preprocessor:
             raise DrivingVideoError(f"driving video {path}: no background plate: {exc}") from None
         return PreparedDriving(path, crops, keypoints.astype(np.float32), layouts, plate, float(
             min(cfg.fps, info.native_fps) if cfg.fps else info.native_fps), crop_box, rate)
+
+    def driving_stream(self, path: Path | str) -> "StreamedDriving":
+        """:meth:`driving` in bounded memory: the video is decoded in passes, never held whole.
+
+        Pass 1 counts the frames and checks their size; pass 2 keeps only the ``extract.detect_frames`` frames
+        the person box is found on; pass 3 crops every frame and runs MediaPipe on it in order (tracking mode,
+        as :func:`estimate_video`), keeping the keypoints of every frame (T x 25 x 3 floats) but the crops and
+        masks of at most ``PLATE_FRAMES`` frames, which are parsed for the background plate. The crops are
+        decoded once more, on demand, by :meth:`StreamedDriving.crops`. Same errors as :meth:`driving`.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DrivingVideoError(f"driving video {path} does not exist")
+        cfg = self.params.extract
+        try:
+            info = source_info(path, is_frame_folder=False)
+        except DecodeError as exc:
+            raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
+
+        def decoded() -> Iterator[np.ndarray]:
+            try:
+                for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames):
+                    yield frame
+            except DecodeError as exc:
+                raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
+
+        n_frames, size = 0, None
+        for frame in decoded():  # pass 1
+            if size is None:
+                size = frame.shape[:2]
+            elif frame.shape[:2] != size:
+                raise DrivingVideoError(f"driving video {path} changes frame size mid-stream; a clip must keep one "
+                                        "size")
+            n_frames += 1
+        minimum = self.min_driving_frames()
+        if n_frames == 0:
+            raise DrivingVideoError(f"driving video {path} is unreadable: no frame could be decoded (empty, "
+                                    "truncated or corrupt file, or an unsupported codec)")
+        if n_frames < minimum:
+            raise DrivingVideoError(f"driving video {path} is too short: {n_frames} frames, at least {minimum} "
+                                    "are needed (extract.min_frames)")
+        height, width = size
+        picks = set(np.linspace(0, n_frames - 1, min(cfg.detect_frames, n_frames)).round().astype(int).tolist())
+        box, _ = clip_person_box([f for k, f in enumerate(decoded()) if k in picks])  # pass 2
+        if box is None:
+            raise DrivingVideoError(f"no person found in the driving video {path} (checked {len(picks)} "
+                                    "frames): use a video of one person, whole body visible")
+        crop_box = crop_box_for_person(box, width, height, cfg.height, cfg.width, cfg.margin)
+        keep = set(np.linspace(0, n_frames - 1, min(PLATE_FRAMES, n_frames)).round().astype(int).tolist())
+        crops_iter = (apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in decoded())
+        keypoints, detected, kept = _stream_pose(crops_iter, self.params.pose, keep)  # pass 3
+        rate = detection_rate(detected)
+        pcfg = self.params.pose
+        if rate < pcfg.min_detection_rate:
+            raise DrivingVideoError(f"driving video {path}: person detected on {rate:.0%} of frames, below "
+                                    f"pose.min_detection_rate ({pcfg.min_detection_rate:.0%})")
+        if pcfg.smoothing_window > 1:
+            keypoints = smooth_keypoints(keypoints, pcfg.smoothing_window)
+        self.backends["pose"] = backend_name(pcfg.model_complexity)
+        plate_crops, plate_people = [], []
+        for t in sorted(kept):
+            crop, mask = kept[t]
+            plate_crops.append(crop)
+            plate_people.append(self._layout(crop, keypoints[t], mask) != BACKGROUND_LABEL)
+        try:
+            plate = background_plate(plate_crops, plate_people)
+        except ValueError as exc:
+            raise DrivingVideoError(f"driving video {path}: no background plate: {exc}") from None
+        fps = float(min(cfg.fps, info.native_fps) if cfg.fps else info.native_fps)
+        return StreamedDriving(path, keypoints.astype(np.float32), plate, fps, crop_box, rate, n_frames,
+                               lambda: (apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in decoded()))
 
     # -------------------------------------------------------------------------------------------- helpers
 

@@ -8,12 +8,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from pipeline.atomic import TEMP_PREFIX
+from pipeline.atomic import TEMP_PREFIX, set_mode_like
 from pipeline.errors import RemotError
 
 FOURCC = "mp4v"  # MPEG-4 Part 2: the encoder every opencv-python wheel ships (H.264 needs an external codec)
@@ -57,13 +57,57 @@ def write_mp4(path: Path | str, frames: Sequence[np.ndarray], fps: float) -> Pat
         if written != len(frames):
             raise VideoWriteError(f"{path}: wrote {len(frames)} frames but the file holds {written} "
                                   "(disk full or encoder failure)")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a video is meant to be shared
+        set_mode_like(tmp, path)  # mkstemp makes 0600: the umask (or the replaced file's mode) decides instead
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_mp4_stream(path: Path | str, frames: Iterable[np.ndarray], fps: float) -> tuple[Path, int, tuple[int, int]]:
+    """:func:`write_mp4` for frames that arrive one at a time (a generator): each is encoded as it comes, so
+    memory does not grow with the video's length. Same atomicity, checks, read-back and permissions.
+    Returns (path, frames written, (height, width))."""
+    path = Path(path)
+    if not fps or fps <= 0:
+        raise ValueError(f"{path}: fps must be > 0, got {fps}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    count, shape, writer = 0, None, None
+    try:
+        try:
+            for frame in frames:
+                if shape is None:
+                    shape = frame.shape
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC), float(fps),
+                                             (shape[1], shape[0]))
+                    if not writer.isOpened():
+                        raise VideoWriteError(f"{path}: OpenCV has no {FOURCC!r} mp4 encoder here "
+                                              f"(cv2 {cv2.__version__})")
+                if frame.dtype != np.uint8 or frame.shape != shape or len(shape) != 3 or shape[2] != 3:
+                    raise ValueError(f"{path}: frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
+                                     f"{shape} (H, W, 3) like frame 0")
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                count += 1
+        finally:
+            if writer is not None:
+                writer.release()
+        if count == 0:
+            raise VideoWriteError(f"{path}: no frames to write")
+        written = count_frames(tmp)
+        if written != count:
+            raise VideoWriteError(f"{path}: wrote {count} frames but the file holds {written} "
+                                  "(disk full or encoder failure)")
+        set_mode_like(tmp, path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path, count, (int(shape[0]), int(shape[1]))
 
 
 def count_frames(path: Path | str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -21,7 +21,7 @@ from pipeline.parsing.offline import OFFLINE_PARSER_NAME, parse_offline
 from pipeline.pose.mediapipe_body25 import read_pose_parquet, table_to_keypoints
 from pipeline.pose.stage import load_masks
 from pipeline.qa import contact_sheet
-from pipeline.video_stage import SkipVideo, load_frames
+from pipeline.video_stage import SkipVideo, iter_frames_on_disk, load_frames
 
 # LIP classes without an ATR twin go to the nearest ATR class; the side of a glove or sock is unknown, which
 # only matters before the 18 -> 6 merge (both arms and both legs are "limbs").
@@ -70,9 +70,13 @@ def read_keypoints(video: VideoArtifacts) -> np.ndarray:
     return table_to_keypoints(table)
 
 
-def write_label_pngs(folder: Path, labels: list[np.ndarray]) -> None:
+def write_label_pngs(folder: Path, labels: Iterable[np.ndarray]) -> int:
+    """Write the label maps as they come (a generator keeps one in memory); returns how many."""
+    count = 0
     for k, label in enumerate(labels):
         cv2.imwrite(str(folder / frame_name(k)), label, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        count += 1
+    return count
 
 
 def read_label_pngs(folder: Path, n_frames: int) -> list[np.ndarray]:
@@ -86,14 +90,15 @@ def read_label_pngs(folder: Path, n_frames: int) -> list[np.ndarray]:
 
 
 def parse_video(video: VideoArtifacts, meta: dict, parser: Parser) -> dict:
-    frames = load_frames(video, meta["n_frames"])
     keypoints = read_keypoints(video)
     masks = load_masks(video)
-    labels = [parser.parse(frame, keypoints[t], masks[t]) for t, frame in enumerate(frames)]
+    # frame by frame: one decoded frame and one label map in memory at a time, whatever the video's length
+    frames = iter_frames_on_disk(video, meta["n_frames"])
+    labels = (parser.parse(frame, keypoints[t], masks[t]) for t, frame in enumerate(frames))
     info = {"parser": parser.name, "notes": parser.notes}
     with atomic.replace_dir(video.parsing_dir) as tmp:
-        write_label_pngs(tmp, labels)
-        atomic.write_json(tmp / "meta.json", {**info, "labels": "atr-18", "n_frames": len(labels)})
+        count = write_label_pngs(tmp, labels)
+        atomic.write_json(tmp / "meta.json", {**info, "labels": "atr-18", "n_frames": count})
     return info
 
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,36 +189,75 @@ def _check_frames(frames: list[np.ndarray]) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
+@dataclass
+class FramePose:
+    """One frame of :func:`iter_estimate` (shapes as one row of :class:`PoseResult`)."""
+
+    keypoints: np.ndarray  # (25, 3) float32
+    mask: np.ndarray       # (H, W) float32 in [0, 1]
+    detected: bool
+    landmarks: np.ndarray  # (33, 4) float32
+
+
+def iter_estimate(frames: Iterable[np.ndarray], model_complexity: int = 1, min_detection_confidence: float = 0.5,
+                  min_tracking_confidence: float = 0.5, static_image_mode: bool = False) -> Iterator[FramePose]:
+    """MediaPipe Pose over a stream of RGB frames, one :class:`FramePose` per frame as it is processed (one
+    tracker, in order), so a caller can keep what it needs of a long video and drop the frames.
+
+    Raises ``WeightsNotFound`` when the landmark model is not installed, ValueError on a frame that is not HxWx3
+    uint8 or whose size differs from the first one's.
+    """
+    import mediapipe as mp
+
+    require_landmark_model(model_complexity)
+    shape = None
+    with mp.solutions.pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
+                                enable_segmentation=True, smooth_landmarks=True,
+                                min_detection_confidence=min_detection_confidence,
+                                min_tracking_confidence=min_tracking_confidence) as pose:
+        for t, frame in enumerate(frames):
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"estimate_video: frame {t} must be an HxWx3 uint8 RGB array, "
+                                 f"got dtype {frame.dtype} shape {frame.shape}")
+            if shape is None:
+                shape = frame.shape
+            elif frame.shape != shape:
+                raise ValueError(f"estimate_video: frame {t} has shape {frame.shape}, frame 0 has {shape}; "
+                                 "a video's frames must all be the same size")
+            height, width = shape[:2]
+            landmarks = np.zeros((33, 4), dtype=np.float32)
+            keypoints = np.zeros((25, 3), dtype=np.float32)
+            mask = np.zeros((height, width), dtype=np.float32)
+            result = pose.process(np.ascontiguousarray(frame))
+            if result.pose_landmarks is None:  # no person: zeros everywhere, detected False
+                yield FramePose(keypoints, mask, False, landmarks)
+                continue
+            landmarks[:] = [(p.x * width, p.y * height, p.visibility, p.presence)
+                            for p in result.pose_landmarks.landmark]
+            keypoints[:] = landmarks_to_body25(landmarks, width, height)
+            if result.segmentation_mask is not None:
+                mask[:] = np.clip(result.segmentation_mask, 0.0, 1.0)
+            yield FramePose(keypoints, mask, True, landmarks)
+
+
 def estimate_video(frames: list[np.ndarray], model_complexity: int = 1, min_detection_confidence: float = 0.5,
                    min_tracking_confidence: float = 0.5, static_image_mode: bool = False) -> PoseResult:
     """Run MediaPipe Pose over consecutive RGB frames of one video (tracking mode unless ``static_image_mode``).
 
     ``frames``: list of HxWx3 uint8 RGB arrays, all the same size. Returns a ``PoseResult`` (see its docstring).
     Raises ``WeightsNotFound`` when the landmark model for ``model_complexity`` is not installed.
+    :func:`iter_estimate` does the work (one implementation for lists and streams).
     """
-    import mediapipe as mp
-
     height, width = _check_frames(frames)
-    require_landmark_model(model_complexity)
     count = len(frames)
     keypoints = np.zeros((count, 25, 3), dtype=np.float32)
     masks = np.zeros((count, height, width), dtype=np.float32)
     detected = np.zeros(count, dtype=bool)
     landmarks = np.zeros((count, 33, 4), dtype=np.float32)
-    with mp.solutions.pose.Pose(static_image_mode=static_image_mode, model_complexity=model_complexity,
-                                enable_segmentation=True, smooth_landmarks=True,
-                                min_detection_confidence=min_detection_confidence,
-                                min_tracking_confidence=min_tracking_confidence) as pose:
-        for t, frame in enumerate(frames):
-            result = pose.process(np.ascontiguousarray(frame))
-            if result.pose_landmarks is None:
-                continue  # no person: zeros everywhere, detected False
-            detected[t] = True
-            landmarks[t] = [(p.x * width, p.y * height, p.visibility, p.presence)
-                            for p in result.pose_landmarks.landmark]
-            keypoints[t] = landmarks_to_body25(landmarks[t], width, height)
-            if result.segmentation_mask is not None:
-                masks[t] = np.clip(result.segmentation_mask, 0.0, 1.0)
+    for t, one in enumerate(iter_estimate(frames, model_complexity, min_detection_confidence,
+                                          min_tracking_confidence, static_image_mode)):
+        keypoints[t], masks[t], detected[t], landmarks[t] = one.keypoints, one.mask, one.detected, one.landmarks
     return PoseResult(keypoints, masks, detected, landmarks, backend_name(model_complexity))
 
 

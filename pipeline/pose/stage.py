@@ -8,14 +8,14 @@ import numpy as np
 from pipeline import atomic
 from pipeline.artifacts import VideoArtifacts
 from pipeline.params import PoseParams
-from pipeline.pose.mediapipe_body25 import (PoseResult, detection_rate, estimate_video, keypoints_to_table,
-                                            smooth_keypoints, write_pose_parquet)
-from pipeline.video_stage import SkipVideo, load_frames
+from pipeline.pose.mediapipe_body25 import (PoseResult, backend_name, detection_rate, estimate_video, iter_estimate,
+                                            keypoints_to_table, smooth_keypoints, write_pose_parquet)
+from pipeline.video_stage import SkipVideo, iter_frames_on_disk
 
 
 def save_masks(video: VideoArtifacts, masks: np.ndarray) -> None:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, masks=np.round(np.clip(masks, 0, 1) * 255).astype(np.uint8))
+    np.savez_compressed(buffer, masks=mask_bytes(masks))
     atomic.write_bytes(video.person_masks, buffer.getvalue())
 
 
@@ -41,15 +41,38 @@ def pose_for_frames(frames: list[np.ndarray], cfg: PoseParams) -> tuple[PoseResu
     return result, keypoints, rate
 
 
+def mask_bytes(mask: np.ndarray) -> np.ndarray:
+    """A float person mask as the uint8 0..255 that :func:`save_masks` stores."""
+    return np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8)
+
+
 def pose_video(video: VideoArtifacts, meta: dict, cfg: PoseParams) -> dict:
-    frames = load_frames(video, meta["n_frames"])
-    try:
-        result, keypoints, rate = pose_for_frames(frames, cfg)
-    except SkipVideo as exc:
-        raise SkipVideo(f"{exc}; excluded from later stages") from None
-    info = {"backend": result.backend, "detection_rate": round(rate, 4), "frames": len(frames),
+    """Frame by frame (:func:`iter_estimate` over the frames read one at a time): memory holds the keypoints and
+    the uint8 masks being written, never the decoded video. Same outputs as :func:`pose_for_frames`."""
+    n_frames = meta["n_frames"]
+    keypoints = np.zeros((n_frames, 25, 3), np.float32)
+    detected = np.zeros(n_frames, bool)
+    masks: np.ndarray | None = None
+    count = 0
+    for t, one in enumerate(iter_estimate(iter_frames_on_disk(video, n_frames), cfg.model_complexity,
+                                          cfg.min_detection_confidence)):
+        if masks is None:
+            masks = np.zeros((n_frames, *one.mask.shape), np.uint8)
+        keypoints[t], detected[t], masks[t] = one.keypoints, one.detected, mask_bytes(one.mask)
+        count = t + 1
+    if masks is None:
+        raise SkipVideo(f"{video.frames_dir}: no frames; re-run extraction")
+    rate = detection_rate(detected[:count])
+    if rate < cfg.min_detection_rate:
+        raise SkipVideo(f"person detected on {rate:.0%} of frames, below pose.min_detection_rate "
+                        f"({cfg.min_detection_rate:.0%}); excluded from later stages")
+    if cfg.smoothing_window > 1:
+        keypoints = smooth_keypoints(keypoints, cfg.smoothing_window)
+    info = {"backend": backend_name(cfg.model_complexity), "detection_rate": round(rate, 4), "frames": count,
             "smoothing_window": cfg.smoothing_window}
-    save_masks(video, result.person_masks)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, masks=masks)
+    atomic.write_bytes(video.person_masks, buffer.getvalue())
     write_pose_parquet(video.pose_table, keypoints_to_table(video.video, keypoints), info)
     return info
 

@@ -9,11 +9,17 @@ final losses and a markdown artifact with the sample grid (PNG, embedded as base
 
     python -m pipeline.training.flow run   [--params params.yaml]   # in-process, no server (`make train`)
     python -m pipeline.training.flow serve [--params params.yaml]   # serve deployment remot/train (`make serve`)
+
+The flow takes **no run parameters**: the params file is fixed by whoever starts ``run``/``serve`` (``--params``,
+passed to the flow run through the ``REMOT_PARAMS`` environment variable, which the served deployment's runs
+inherit). A deployment parameter naming a file would let anyone who can reach the Prefect API train from a params
+file of their choosing, and a params file can name shard URLs and output folders.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,11 +69,19 @@ def train_stage(stage: str, params_path: str) -> dict[str, Any]:
     return result.metrics
 
 
+PARAMS_ENV = "REMOT_PARAMS"
+
+
+def served_params_path() -> str:
+    """The params file this process was started for (``REMOT_PARAMS``, else ./params.yaml), absolute."""
+    return str(Path(os.environ.get(PARAMS_ENV) or "params.yaml").resolve())
+
+
 @flow(name="remot", log_prints=True)
-def remot(params_path: str = "params.yaml") -> dict[str, Any]:
+def remot() -> dict[str, Any]:
     """Paper 3.3: the three stages separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
     layouts), WCN (on both)."""
-    params_path = str(Path(params_path).resolve())
+    params_path = served_params_path()
     load_params(params_path)  # a bad params file fails here, before any task starts
     layout_metrics = train_stage("layout", params_path)
     region_metrics = train_stage("region", params_path)
@@ -80,12 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["run", "serve"])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params_path = str(Path(args.params).resolve())
+    params_path = Path(args.params).resolve()
+    try:
+        load_params(params_path)  # fail here, before a server or a run exists, on a missing or invalid file
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ[PARAMS_ENV] = str(params_path)
     if args.command == "serve":
-        remot.serve(name="train", parameters={"params_path": params_path})
+        remot.serve(name="train")
         return 0
     try:
-        remot(params_path=params_path)
+        remot()
         return 0
     except RemotError as exc:
         print(f"error: {exc}", file=sys.stderr)

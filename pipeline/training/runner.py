@@ -12,9 +12,11 @@ Outputs of stage ``S`` (paths from ``params.train``, relative to the project roo
     metrics/train_S.json                           final losses, steps/s, backends, hashes
 
 Resume: when ``latest.json`` names a checkpoint made with the same run fingerprint (train params that change the
-trajectory, model params, data manifest hash, world size), the run continues from it: networks, optimizers,
+trajectory, model params, data manifest hash), the run continues from it: networks, optimizers,
 scheduler, every RNG and the loader position (epoch, batches consumed; see pipeline.training.data). A checkpoint
-of another fingerprint is not resumed: the stage says which params differ and starts afresh.
+of another fingerprint is not resumed: the stage says which params differ, moves it and its loss log to
+``models/S/superseded-<fingerprint>/`` (never deletes them) and starts afresh. Worker count, device, amp and the
+number of ranks are not part of the fingerprint (pipeline.training.resume).
 
 Several ranks (``torchrun --nproc_per_node=N``): process group from the environment (NCCL on CUDA, gloo on
 CPU); every rank draws its own resampled stream (rank-seeded); gradients are averaged across ranks before
@@ -26,7 +28,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -42,17 +43,16 @@ from tqdm import tqdm
 
 from pipeline import atomic
 from pipeline.errors import RemotError
-from pipeline.loader import derive_seed
+from pipeline.loader import check_shard_urls, derive_seed
 from pipeline.params import Params, model_config, section_fingerprint
 from pipeline.runlog import relative_paths
 from pipeline.training import state as ckpt
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
+from pipeline.training.resume import (NON_TRAJECTORY_FIELDS, describe_difference, move_aside,  # noqa: F401
+                                     run_fingerprint)
 from pipeline.training.steps import STAGES, NonFiniteLoss, StageSteps, build_steps
 
-# Fields of params.train that do not change the trajectory of the steps already taken (so a checkpoint made
-# under other values may be resumed): how long to train, how often to save, and how the flow schedules stages.
-NON_TRAJECTORY_FIELDS = {"epochs", "checkpoint_every", "keep_checkpoints", "out"}
 _INIT_LOCK = threading.Lock()  # the flow may build two stages' networks at once in threads; seeding is global
 
 
@@ -150,13 +150,6 @@ def split_size(shard_dir: Path, split: str) -> int:
     return sum(1 for s in column if s == split)
 
 
-def run_fingerprint(params: Params, manifest_sha: str | None, world: int) -> str:
-    train = params.train.model_dump(mode="json", exclude=NON_TRAJECTORY_FIELDS)
-    blob = json.dumps({"train": train, "model": params.model.model_dump(mode="json"),
-                       "manifest": manifest_sha, "world": world}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------------------------ loss log
 
 
@@ -204,7 +197,7 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     device = choose_device(tp.device, local_rank)
     paths = StagePaths.of(params, root, stage)
     if is_shard_url(tp.shards):  # object storage etc.: the URLs name the split's shards directly
-        urls, manifest_sha = training_urls(tp.shards, tp.split), None
+        urls, manifest_sha = check_shard_urls(training_urls(tp.shards, tp.split), tp.allow_shell_urls), None
         if tp.steps_per_epoch is None:
             raise RemotError(f"train.shards is a URL ({tp.shards!r}): set train.steps_per_epoch, since the "
                              "manifest that counts the samples of a split is only read from a local shard folder")
@@ -249,7 +242,7 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
 
     dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
                                shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage),
-                               pose_thickness=params.pose.thickness)
+                               pose_thickness=params.pose.thickness, allow_shell_urls=tp.allow_shell_urls)
     if not steps.trainable:
         total = 0  # "REMOT w/o WCN" (model.wcn: false): no network, nothing to optimise
     log_rows = read_log(paths.losses, state.step) if rank == 0 else []
@@ -319,40 +312,35 @@ def _lr_factor(epochs: int, decay: int) -> Callable[[int], float]:
 
 
 def _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:
-    """Load the latest checkpoint when its fingerprint matches (returns its step), else clear the stage's
-    checkpoints and log (returns None)."""
+    """Load the latest checkpoint when its fingerprint matches (returns its step); else move the stage's
+    checkpoints and loss log aside to ``superseded-<fingerprint>/`` (pipeline.training.resume) and return None."""
     latest = ckpt.latest_checkpoint(paths.stage_dir) if paths.stage_dir.is_dir() else None
+    old_fingerprint = None
     if latest is not None:
         saved = ckpt.read_state(latest)
-        if saved["meta"].get("fingerprint") == fingerprint:
+        old_fingerprint = saved["meta"].get("fingerprint")
+        if old_fingerprint == fingerprint:
             restored = ckpt.load_checkpoint(latest, steps.modules, steps.optimizers, schedulers, device)
             state.step, state.epoch, state.batches_in_epoch = restored.step, restored.epoch, restored.batches_in_epoch
+            per_epoch = state.meta.get("steps_per_epoch")
+            if per_epoch and state.batches_in_epoch >= per_epoch:
+                # another rank count changed steps_per_epoch (null = one pass): the saved epoch is complete here
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
             state.meta["backends"]["shards"] = restored.meta.get("backends", {}).get("shards", [])
             if rank == 0:
                 print(f"train {stage}: resuming from {latest} (step {state.step})", flush=True)
             return state.step
         if rank == 0:
             print(f"train {stage}: not resuming {latest}: made under other settings "
-                  f"({_describe_difference(saved['meta'], state.meta, params)}); starting afresh", flush=True)
-    if rank == 0 and paths.stage_dir.is_dir():
-        for old in paths.stage_dir.glob("step-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        (paths.stage_dir / ckpt.LATEST).unlink(missing_ok=True)
-        paths.losses.unlink(missing_ok=True)
+                  f"({describe_difference(saved['meta'], state.meta)}); starting afresh", flush=True)
+    if rank == 0:
+        moved = move_aside(paths.stage_dir, old_fingerprint)
+        if moved is not None:
+            print(f"train {stage}: the previous run's checkpoints and loss log were moved to {moved} "
+                  "(move them back to resume it under its settings, or delete the folder)", flush=True)
     if dist.is_initialized():
         dist.barrier()
     return None
-
-
-def _describe_difference(saved: dict[str, Any], current: dict[str, Any], params: Params) -> str:
-    diffs = [f"model.{k}" for k, v in current["model_config"].items() if saved.get("model_config", {}).get(k) != v]
-    if saved.get("data_manifest_sha256") != current["data_manifest_sha256"]:
-        diffs.append("the shard manifest (data changed)")
-    if saved.get("world_size") != current["world_size"]:
-        diffs.append("the number of ranks")
-    if not diffs:
-        diffs.append("train.* (lr, batch size, seed, ...)")
-    return ", ".join(diffs)
 
 
 def _checkpoint(paths: StagePaths, state, steps: StageSteps, schedulers, keep: int, log_rows, rank: int) -> None:

@@ -1,0 +1,166 @@
+"""Issue 16 item 2: nothing the user made is deleted implicitly. A transient error keeps finished outputs;
+outputs leave only with their video's registration; `dataset add` does not silently re-point a name or adopt a
+folder the stages write; `remot transfer --out` never overwrites an input, nor an existing file without --force."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.artifacts import VideoArtifacts
+from pipeline.cli import main as remot
+from pipeline.datasets import scan_dataset
+from pipeline.datasets.base import VideoEntry
+from pipeline.extract import run as extract_run
+from pipeline.extract.run import SourceInsideOutputs, run_extraction
+from pipeline.inference.transfer import OutputRefused, check_output
+from pipeline.params import DatasetSpec, ExtractParams, ParamsError
+from pipeline.video_stage import run_video_stage
+
+FAST = ExtractParams(detect_frames=4, max_frames=12)
+
+
+def _dataset(tmp_path: Path, videos: list[Path]) -> Path:
+    root = tmp_path / "clips"
+    root.mkdir(parents=True)
+    for video in videos:
+        shutil.copy(video, root / video.name)
+    return root
+
+
+def test_transient_eio_keeps_an_up_to_date_video_and_its_downstream_outputs(tmp_path, media, monkeypatch):
+    root = _dataset(tmp_path, media["videos"][:2])
+    spec = DatasetSpec(kind="folder", path=str(root))
+    videos = scan_dataset("clips", spec).videos
+    data = tmp_path / "data"
+    first = run_extraction("clips", videos, data, FAST, 8, tmp_path / "r.json")
+    assert len(first.processed) == 2
+    victim = videos[0]
+    frames_before = sorted(p.name for p in (data / "frames" / "clips" / victim.video).iterdir())
+
+    # a per-video stage downstream, with real outputs
+    def outputs(video: VideoArtifacts) -> list[Path]:
+        return [data / "toy" / video.dataset / f"{video.video}.txt"]
+
+    def process(video: VideoArtifacts, meta: dict) -> dict:
+        if failing.get(video.video):
+            raise OSError(errno.EIO, "Input/output error", str(video.frames_dir))
+        outputs(video)[0].parent.mkdir(parents=True, exist_ok=True)
+        outputs(video)[0].write_text(meta["input_sha256"])
+        return {}
+
+    failing: dict[str, bool] = {}
+    toy = run_video_stage("toy", "clips", data, "k1", lambda v, m: [], process, outputs, tmp_path / "toy.json")
+    assert len(toy.processed) == 2
+
+    real_fingerprint = extract_run.input_fingerprint
+
+    def eio(video: VideoEntry) -> dict:
+        if video.video == victim.video:
+            raise OSError(errno.EIO, "Input/output error", str(video.source))
+        return real_fingerprint(video)
+
+    monkeypatch.setattr(extract_run, "input_fingerprint", eio)
+    second = run_extraction("clips", videos, data, FAST, 8, tmp_path / "r.json")
+    assert list(second.skipped) == [f"clips/{victim.video}"] and "Input/output error" in second.skipped[
+        f"clips/{victim.video}"]
+    assert second.removed == [] and second.kept == [f"clips/{victim.video}"]
+    assert sorted(p.name for p in (data / "frames" / "clips" / victim.video).iterdir()) == frames_before
+
+    # the downstream stage fails on it now (a new key forces a redo): its outputs stay, its stamp goes
+    failing[victim.video] = True
+    again = run_video_stage("toy", "clips", data, "k2", lambda v, m: [], process, outputs, tmp_path / "toy.json")
+    assert list(again.skipped) == [f"clips/{victim.video}"] and again.removed == []
+    assert outputs(VideoArtifacts(data, "clips", victim.video))[0].is_file()
+
+    # a video that leaves the registry does lose its outputs, in both stages
+    monkeypatch.setattr(extract_run, "input_fingerprint", real_fingerprint)
+    failing.clear()
+    third = run_extraction("clips", videos[1:], data, FAST, 8, tmp_path / "r.json")
+    assert third.removed == [f"clips/{victim.video}"]
+    gone = run_video_stage("toy", "clips", data, "k2", lambda v, m: [], process, outputs, tmp_path / "toy.json")
+    assert gone.removed == [f"clips/{victim.video}"]
+    assert not outputs(VideoArtifacts(data, "clips", victim.video))[0].exists()
+
+
+def test_stage_refuses_a_dataset_inside_its_own_output_folders(tmp_path, media):
+    data = tmp_path / "data"
+    inside = data / "frames" / "clips" / "raw"
+    inside.mkdir(parents=True)
+    shutil.copy(media["videos"][0], inside / "a.mp4")
+    before = (inside / "a.mp4").read_bytes()
+    videos = scan_dataset("clips", DatasetSpec(kind="folder", path=str(inside))).videos
+    with pytest.raises(SourceInsideOutputs, match="inside data_root"):
+        run_extraction("clips", videos, data, FAST, 8, tmp_path / "r.json")
+    assert (inside / "a.mp4").read_bytes() == before
+
+
+def _project(tmp_path: Path, media) -> Path:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "params.yaml").write_text("data_root: data\ndatasets: {}\n")
+    return project
+
+
+def test_dataset_add_refuses_an_existing_name_without_replace(tmp_path, media, capsys):
+    project = _project(tmp_path, media)
+    first, second = _dataset(tmp_path / "a", media["videos"][:1]), _dataset(tmp_path / "b", media["videos"][1:2])
+    params = str(project / "params.yaml")
+    assert remot(["--params", params, "dataset", "add", "mine", str(first), "--kind", "folder"]) == 0
+    assert remot(["--params", params, "dataset", "add", "mine", str(second), "--kind", "folder"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "already registered" in error[0] and "--replace" in error[0]
+    assert yaml.safe_load((project / "params.yaml").read_text())["datasets"]["mine"]["path"] == str(first)
+    assert remot(["--params", params, "dataset", "add", "mine", str(second), "--kind", "folder", "--replace"]) == 0
+    assert yaml.safe_load((project / "params.yaml").read_text())["datasets"]["mine"]["path"] == str(second)
+
+
+def test_dataset_add_refuses_a_folder_the_stages_write(tmp_path, media, capsys):
+    project = _project(tmp_path, media)
+    inside = _dataset(project / "data" / "frames" / "x", media["videos"][:1])
+    raw = _dataset(project / "data" / "raw" / "y", media["videos"][:1])
+    params = str(project / "params.yaml")
+    assert remot(["--params", params, "dataset", "add", "x", str(inside), "--kind", "folder"]) == 2
+    assert "inside data_root" in capsys.readouterr().err
+    with pytest.raises(ParamsError, match="inside data_root"):
+        from pipeline.datasets import add_dataset
+
+        add_dataset(project / "params.yaml", "x", "data/frames/x/clips", "folder")
+    assert remot(["--params", params, "dataset", "add", "y", str(raw), "--kind", "folder"]) == 0
+
+
+def test_transfer_out_never_overwrites_an_input_or_an_existing_file(tmp_path, media, capsys):
+    drv = tmp_path / "drv.mp4"
+    shutil.copy(media["videos"][0], drv)
+    src = tmp_path / "src.png"
+    src.write_bytes(b"not read: refused before")
+    drv.chmod(0o444)
+    before = drv.read_bytes()
+    (tmp_path / "params.yaml").write_text("{}\n")
+    params = str(tmp_path / "params.yaml")
+    for out, extra in ((drv, []), (drv, ["--force"]), (tmp_path / "." / "drv.mp4", ["--force"])):
+        assert remot(["--params", params, "transfer", "--source", str(src), "--driving", str(drv), "--out",
+                      str(out), *extra]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "driving input itself" in error[0]
+    link = tmp_path / "link.mp4"
+    os.link(drv, link)  # another name for the same file
+    with pytest.raises(OutputRefused, match="driving input itself"):
+        check_output(link, {"driving": drv}, force=True)
+    assert drv.read_bytes() == before and stat.S_IMODE(drv.stat().st_mode) == 0o444
+    existing = tmp_path / "old.mp4"
+    existing.write_bytes(b"an earlier result")
+    with pytest.raises(OutputRefused, match="--force"):
+        check_output(existing, {"driving": drv})
+    assert check_output(existing, {"driving": drv}, force=True) == existing
+    existing.chmod(0o444)
+    with pytest.raises(OutputRefused, match="read-only"):
+        check_output(existing, {"driving": drv}, force=True)
+    with pytest.raises(OutputRefused, match="folder"):
+        check_output(tmp_path, {"driving": drv}, force=True)
+    assert check_output(tmp_path / "new.mp4", {"driving": drv}) == tmp_path / "new.mp4"
