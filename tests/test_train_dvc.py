@@ -29,6 +29,7 @@ def test_dvc_repro_experiment_and_metrics_diff(tiny_shards, tmp_path):  # noqa: 
     for package in ("pipeline", "remot_models", "stages"):
         shutil.copytree(ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(tiny_shards, repo / "data" / "shards")
+    shutil.copytree(ROOT / "models" / "pretrained" / "vgg19", repo / "models" / "pretrained" / "vgg19")  # a dep
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(epochs={"layout": 1, "region": 1, "wcn": 1}, steps_per_epoch=2, checkpoint_every=2,
                            num_workers=0, device="cpu")
