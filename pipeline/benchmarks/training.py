@@ -3,8 +3,8 @@ batch of the loader's format, data loading excluded (see pipeline.benchmarks.sha
 
 * ``before`` / ``after`` of the Region GAN step's speed-up, in one run: ``perceptual_on: regions`` (eq. 7 on each
   of the 5 region images: 10 VGG19 passes per frame, the previous step's cost) against the default
-  ``foreground`` (2 passes per frame), one generated frame per step (``sequence_length`` 1), tiny profile at
-  256x192 (quick mode: 128x96);
+  ``foreground`` (2 passes per frame) with VGG19 and with the offline default backbone (fid-inception), one
+  generated frame per step (``sequence_length`` 1), tiny profile at 256x192 (quick mode: 128x96);
 * every stage as ``make learn`` trains it (its model at 128x96, 3 recurrent frames per step).
 
 With CUDA also the paper profile at 256x192 (bf16 autocast, as train.amp does)."""
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from pipeline.inference.generate import build_generator
+from pipeline.pretrained.perceptual import load_perceptual
 from pipeline.training.steps import build_steps
 from remot_models.config import ModelConfig
 from remot_models.losses import VGG19Features
@@ -39,9 +40,9 @@ def synthetic_batch(batch: int, height: int, width: int, t: int = 3) -> dict:
 
 
 def _rate(stage: str, cfg: ModelConfig, device: torch.device, batch: dict, steps: int, amp: bool,
-          sequence_length: int = 3) -> float:
+          sequence_length: int = 3, perceptual: torch.nn.Module | None = None) -> float:
     torch.manual_seed(0)
-    vgg = VGG19Features()  # random init: speed only
+    vgg = perceptual if perceptual is not None else VGG19Features()  # random init: speed only
     upstream = {name: build_generator(name, cfg) for name in ("layout", "region")}
     trainer = build_steps(stage, cfg, device, 2e-4, (0.5, 0.999), amp, vgg=vgg, upstream=upstream,
                           sequence_length=sequence_length)
@@ -88,9 +89,13 @@ def run(quick: bool = True) -> list[dict]:
         size = (128, 96) if quick else (256, 192)
         one = synthetic_batch(1, *size, t=1)
         tiny = ModelConfig.from_profile("tiny")
-        for label, cfg in (("before", dataclasses.replace(tiny, perceptual_on="regions")), ("after", tiny)):
-            rate = _rate("region", cfg, cpu, one, 2 if quick else 5, amp=False, sequence_length=1)
-            rows.append({"area": "training", "name": f"region steps/s {label} (tiny, {size[0]}x{size[1]}, 1 frame)",
+        inception, _ = load_perceptual("fid-inception", None)
+        variants = (("before", dataclasses.replace(tiny, perceptual_on="regions"), None, "vgg19"),
+                    ("after", tiny, None, "vgg19"), ("after", tiny, inception, "fid-inception"))
+        for label, cfg, net, backbone in variants:
+            rate = _rate("region", cfg, cpu, one, 2 if quick else 5, amp=False, sequence_length=1, perceptual=net)
+            rows.append({"area": "training",
+                         "name": f"region steps/s {label}, {backbone} (tiny, {size[0]}x{size[1]}, 1 frame)",
                          "value": round(rate, 3), "unit": "steps/s", "device": "cpu",
                          "notes": f"1 thread; perceptual_on={cfg.perceptual_on}; G+D update; no data loading"})
         learn, batch = learn_config(), synthetic_batch(1, 128, 96, t=3)

@@ -172,20 +172,23 @@ def landmarks_to_body25(landmarks: np.ndarray, width: int, height: int) -> np.nd
     return out
 
 
+def _check_frame(frame: np.ndarray, t: int, shape: tuple | None) -> tuple:
+    """``frame``'s shape, after checking it is HxWx3 uint8 and (when ``shape`` is given) the size of frame 0."""
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"estimate_video: frame {t} must be an HxWx3 uint8 RGB array, "
+                         f"got dtype {frame.dtype} shape {frame.shape}")
+    if shape is not None and frame.shape != shape:
+        raise ValueError(f"estimate_video: frame {t} has shape {frame.shape}, frame 0 has {shape}; "
+                         "a video's frames must all be the same size")
+    return frame.shape
+
+
 def _check_frames(frames: list[np.ndarray]) -> tuple[int, int]:
     if len(frames) == 0:
         raise ValueError("estimate_video: got no frames")
     shape = None
     for i, frame in enumerate(frames):
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"estimate_video: frame {i} must be an HxWx3 uint8 RGB array, "
-                             f"got dtype {frame.dtype} shape {frame.shape}")
-        if shape is None:
-            shape = frame.shape
-        elif frame.shape != shape:
-            raise ValueError(f"estimate_video: frame {i} has shape {frame.shape}, frame 0 has {shape}; "
-                             "a video's frames must all be the same size")
+        shape = _check_frame(np.asarray(frame), i, shape)
     return int(shape[0]), int(shape[1])
 
 
@@ -217,14 +220,7 @@ def iter_estimate(frames: Iterable[np.ndarray], model_complexity: int = 1, min_d
                                 min_tracking_confidence=min_tracking_confidence) as pose:
         for t, frame in enumerate(frames):
             frame = np.asarray(frame)
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f"estimate_video: frame {t} must be an HxWx3 uint8 RGB array, "
-                                 f"got dtype {frame.dtype} shape {frame.shape}")
-            if shape is None:
-                shape = frame.shape
-            elif frame.shape != shape:
-                raise ValueError(f"estimate_video: frame {t} has shape {frame.shape}, frame 0 has {shape}; "
-                                 "a video's frames must all be the same size")
+            shape = _check_frame(frame, t, shape)
             height, width = shape[:2]
             landmarks = np.zeros((33, 4), dtype=np.float32)
             keypoints = np.zeros((25, 3), dtype=np.float32)

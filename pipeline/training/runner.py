@@ -45,7 +45,7 @@ from pipeline import atomic
 from pipeline.errors import RemotError
 from pipeline.loader import check_shard_urls, derive_seed
 from pipeline.params import Params, model_config, section_fingerprint
-from pipeline.runlog import relative_paths
+from pipeline.runlog import relative_paths, write_log
 from pipeline.training import state as ckpt
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
@@ -366,7 +366,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     final_losses = {k: float(np.mean([r[k] for r in last])) for k in (last[0] if last else {})
                     if k not in ("step", "epoch")}
     metrics = {"stage": stage, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
-               "final_losses": final_losses, "steps_per_s": result.steps_per_s,
+               "final_losses": final_losses,
                "backends": short_backends(state.meta["backends"]), "git_revision": state.meta["git_revision"],
                "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
                "device": state.meta["device"], "world_size": state.meta["world_size"],
@@ -374,6 +374,9 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     if not steps.trainable:
         metrics["note"] = "model.wcn is false (REMOT w/o WCN): the WCN has no network, nothing was trained"
     atomic.write_json(paths.metrics, metrics)
+    # The speed differs from run to run and machine to machine: it goes to the untracked log, not the DVC metrics.
+    write_log(paths.metrics.parent.parent / "reports" / "train" / paths.metrics.name,
+              {"stage": stage, "steps_per_s": result.steps_per_s, "device": state.meta["device"]})
     result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
                                                                                  paths.plot, grid)
     result.final_losses, result.metrics = final_losses, metrics
