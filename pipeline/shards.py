@@ -141,20 +141,22 @@ class VideoInputs:
         """Sanitised ``<dataset>__<video>``: the prefix of this video's tar names and sample keys."""
         return f"{sanitize(self.dataset)}__{sanitize(self.video)}"
 
-    def load(self) -> LoadedVideo:
-        """Read every frame, layout, the flow and the background (raises :class:`ShardInputError` on bad content)."""
+    def load(self, start: int = 0, stop: int | None = None) -> LoadedVideo:
+        """Read frames ``start .. stop - 1`` (all by default): frames, layouts, their flow, and the background
+        (raises :class:`ShardInputError` on bad content). Index 0 of the arrays is frame ``start``."""
         art, shape = self.artifacts, (self.height, self.width)
+        indices = range(start, self.n_frames if stop is None else stop)
         frames = np.stack([_read_png(art.frames_dir / frame_name(i), shape, color=True, stage="`extract` stage")
-                           for i in range(self.n_frames)])
+                           for i in indices])
         layouts = np.stack([_read_png(art.layout_dir / frame_name(i), shape, color=False,
-                                      stage="`parse` and `layout` stages") for i in range(self.n_frames)])
+                                      stage="`parse` and `layout` stages") for i in indices])
         if layouts.max(initial=0) >= len(REGIONS):
-            bad = int(np.argmax(layouts.reshape(self.n_frames, -1).max(axis=1) >= len(REGIONS)))
-            raise ShardInputError(f"{art.layout_dir / frame_name(bad)} holds label {int(layouts[bad].max())}, but "
-                                  f"layouts use 0..{len(REGIONS) - 1}: rerun the `parse` and `layout` stages")
-        with np.load(art.flow_file, allow_pickle=False) as npz:
-            flow = np.asarray(npz["flow"], dtype=np.float16)
-            valid = (np.asarray(npz["valid"]) > 0).astype(np.uint8)
+            bad = indices[int(np.argmax(layouts.reshape(len(indices), -1).max(axis=1) >= len(REGIONS)))]
+            raise ShardInputError(f"{art.layout_dir / frame_name(bad)} holds label {int(layouts[bad - start].max())}, "
+                                  f"but layouts use 0..{len(REGIONS) - 1}: rerun the `parse` and `layout` stages")
+        with np.load(art.flow_file, allow_pickle=False) as npz:  # compressed: read whole, keep the slice
+            flow = np.array(npz["flow"][indices.start:indices.stop], dtype=np.float16)
+            valid = (np.asarray(npz["valid"][indices.start:indices.stop]) > 0).astype(np.uint8)
         background = _read_png(art.background_file, shape, color=True, stage="`layout` stage (it writes the background plates)")
         return LoadedVideo(frames=frames, layouts=layouts, flow=flow, valid=valid, background=background)
 

@@ -227,3 +227,20 @@ def test_ablation_table_from_exp_show_json():
     assert table[0].split() == ["SSIM*", "PSNR*", "LPIPS", "FID", "TCM", "experiment"]
     assert table[1].split() == ["RGN", "w/o", "GAM", "0.200", "20.20", "-", "-", "0.020", "new-nogam"]
     assert table[3].endswith("not run")
+
+
+def test_evaluation_reads_only_the_scored_clip(tmp_path):
+    """Memory flat in video length: a test video of 40 frames evaluated on 4 holds 4 frames in memory."""
+    from pipeline.evaluation.data import load_test_videos, release_loaded_video
+    from tests.test_shards import fabricate_video
+
+    fabricate_video(tmp_path / "data", "ds", "long_test", "test", n_frames=40)
+    (video,), _ = load_test_videos(tmp_path / "data", "ds", 4, seed=0)
+    assert (video.start, video.stop) == (36, 40)
+    loaded = video.loaded
+    assert loaded.frames.shape[0] == loaded.layouts.shape[0] == loaded.flow.shape[0] == 4
+    full = video.inputs.load()
+    assert (loaded.frames == full.frames[36:]).all() and (loaded.flow == full.flow[36:]).all()
+    flows, valid = video.real_flow()
+    assert len(flows) == len(valid) == 3
+    release_loaded_video()

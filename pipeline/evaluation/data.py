@@ -16,8 +16,10 @@ Pairs (paper 4.2):
   video is taken as its own person (documented in README; name such videos so that this holds). A video with
   no other person in the test split gets no cross pair. There is no ground truth, so only FID and TCM.
 
-Memory: videos are loaded one at a time (a one-slot cache, pairs ordered by driving video), and a cross pair's
-source reads just its source frame and layout, so memory is bounded by the longest test video, not the split.
+Memory: only a video's evaluated clip is read (its frames, layouts and flow), one video at a time (a one-slot
+cache, pairs ordered by driving video), and a source reads just its source frame and layout, so memory is
+bounded by ``frames_per_video``, not by the split or the videos' lengths (the flow file is compressed, so it is
+read whole and sliced: a transient of about 0.2 MB per frame at 256x192).
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ _LOADED: dict[str, Any] = {"key": None, "video": None}  # the one video held in 
 
 @dataclass
 class TestVideo:
-    """One test video; its arrays (as in ``pipeline.shards.LoadedVideo``) are read on first use of ``loaded``."""
+    """One test video; the arrays of its evaluated clip (``pipeline.shards.LoadedVideo``, index 0 = frame
+    ``start``) are read on first use of ``loaded``."""
 
     inputs: VideoInputs
     start: int            # first evaluated frame
@@ -53,7 +56,7 @@ class TestVideo:
         key = str(self.inputs.artifacts.frames_dir)
         if _LOADED["key"] != key:
             _LOADED.update(key=None, video=None)  # drop the previous video before reading the next
-            _LOADED.update(key=key, video=self.inputs.load())
+            _LOADED.update(key=key, video=self.inputs.load(self.start, self.stop))
         return _LOADED["video"]
 
     @property
@@ -77,8 +80,9 @@ class TestVideo:
     def real_flow(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The flow stage's t -> t-1 flow of the evaluated clip (frames start+1 .. stop-1), as ``tcm`` takes it:
         (float32 (H, W, 2) list, float32 (H, W) validity list)."""
-        flows = [self.loaded.flow[t].astype(np.float32).transpose(1, 2, 0) for t in range(self.start + 1, self.stop)]
-        valid = [self.loaded.valid[t, 0].astype(np.float32) for t in range(self.start + 1, self.stop)]
+        n = self.stop - self.start
+        flows = [self.loaded.flow[t].astype(np.float32).transpose(1, 2, 0) for t in range(1, n)]
+        valid = [self.loaded.valid[t, 0].astype(np.float32) for t in range(1, n)]
         return flows, valid
 
 

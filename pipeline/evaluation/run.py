@@ -85,11 +85,11 @@ def score_pair(kind: str, generated: np.ndarray, video: TestVideo, lpips, incept
     only (a different person: pixel metrics would be meaningless). Returns ``evaluate_pair_videos``'s dict shape
     (metric means, ``fid_features``, ``unavailable``, ``backends``).
     """
-    real = list(video.loaded.frames[video.clip])
+    real = list(video.loaded.frames)
     gen = list(generated)
     flows, valid = video.real_flow()
     if kind == "self":
-        masks = [layout != BACKGROUND_LABEL for layout in video.loaded.layouts[video.clip]]
+        masks = [layout != BACKGROUND_LABEL for layout in video.loaded.layouts]
         result = evaluate_pair_videos(gen, real, masks, None, lpips, inception, ssim_sigma)
     else:
         result = {"n_frames": len(gen), "unavailable": {}, "backends": {"inception": _name(inception)},
@@ -209,7 +209,7 @@ def _generate_pair(nets: Networks, pair: Pair, thickness: int, run_info: dict) -
 
 def _sample_frames(pair: Pair, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     source, _ = pair.source.source()
-    real = pair.driving.loaded.frames[pair.driving.clip]
+    real = pair.driving.loaded.frames
     return [side_by_side(source, r, g, b) for r, g, b in zip(real, outputs["remot"], outputs["gam_only"])]
 
 
