@@ -62,3 +62,57 @@ def test_streamed_flow_equals_the_whole_video_flow(tmp_path):
     streamed_flow, streamed_valid = compute_video_flow_stream(iter_frames_on_disk(art, 5), 5, backend)
     np.testing.assert_array_equal(flow, streamed_flow)
     np.testing.assert_array_equal(valid, streamed_valid)
+
+
+def _atr_parsing(art, n):
+    """Rewrite the fabricated stand-in parsing as ATR labels: background (0) and upper clothes (4)."""
+    for t in range(n):
+        layout = cv2.imread(str(art.layout_dir / frame_name(t)), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(art.parsing_dir / frame_name(t)), np.where(layout == 5, 0, 4).astype(np.uint8))
+
+
+def _whole_video_layout(art, n, merge):
+    """The layout stage as it was before streaming: every frame in memory, the plate from all of them."""
+    from pipeline.background import background_plate
+    from pipeline.labels import REGIONS
+    from pipeline.parsing.merge import merge_layout, merge_lookup
+    from pipeline.parsing.stage import read_label_pngs
+
+    layouts = [merge_layout(labels, merge_lookup(merge)) for labels in read_label_pngs(art.parsing_dir, n)]
+    frames = load_frames(art, n)
+    return layouts, background_plate(frames, [la != REGIONS.index("background") for la in layouts])
+
+
+def test_streamed_layout_stage_writes_what_the_whole_video_version_wrote(tmp_path):
+    """Videos of up to PLATE_FRAMES frames: identical layouts and background plate, frame by frame in memory."""
+    from pipeline.params import MergeParams
+    from pipeline.parsing.stage import layout_video
+
+    n = 10
+    art = fabricate_video(tmp_path / "data", "ds", "v0", "train", n_frames=n, height=64, width=48)
+    _atr_parsing(art, n)
+    merge = MergeParams().classes
+    layouts, plate = _whole_video_layout(art, n, merge)
+    layout_video(art, {"n_frames": n}, merge, tmp_path)
+    written = [cv2.imread(str(art.layout_dir / frame_name(t)), cv2.IMREAD_UNCHANGED) for t in range(n)]
+    assert all(np.array_equal(a, b) for a, b in zip(written, layouts))
+    stored = cv2.cvtColor(cv2.imread(str(art.background_file)), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(stored, plate)
+    assert (tmp_path / "reports" / "qa" / "ds" / "v0.png").is_file()
+
+
+def test_layout_plate_of_a_long_video_uses_a_bounded_number_of_frames(tmp_path, monkeypatch):
+    import pipeline.parsing.stage as stage
+
+    seen = []
+    real_plate = stage.background_plate
+    monkeypatch.setattr(stage, "background_plate", lambda frames, masks: seen.append(len(frames)) or
+                        real_plate(frames, masks))
+    monkeypatch.setattr(stage, "PLATE_FRAMES", 8)
+    from pipeline.params import MergeParams
+
+    art = fabricate_video(tmp_path / "data", "ds", "v1", "train", n_frames=30, height=64, width=48)
+    _atr_parsing(art, 30)
+    stage.layout_video(art, {"n_frames": 30}, MergeParams().classes, tmp_path)
+    assert seen == [8]
+    assert len(list(art.layout_dir.glob("*.png"))) == 30

@@ -21,7 +21,7 @@ from pipeline.parsing.offline import OFFLINE_PARSER_NAME, parse_offline
 from pipeline.pose.mediapipe_body25 import read_pose_parquet, table_to_keypoints
 from pipeline.pose.stage import load_masks
 from pipeline.qa import contact_sheet
-from pipeline.video_stage import SkipVideo, iter_frames_on_disk, load_frames
+from pipeline.video_stage import SkipVideo, iter_frames_on_disk
 
 # LIP classes without an ATR twin go to the nearest ATR class; the side of a glove or sock is unknown, which
 # only matters before the 18 -> 6 merge (both arms and both legs are "limbs").
@@ -79,9 +79,9 @@ def write_label_pngs(folder: Path, labels: Iterable[np.ndarray]) -> int:
     return count
 
 
-def read_label_pngs(folder: Path, n_frames: int) -> list[np.ndarray]:
+def read_label_pngs(folder: Path, n_frames: int, start: int = 0) -> list[np.ndarray]:
     labels = []
-    for k in range(n_frames):
+    for k in range(start, start + n_frames):
         image = cv2.imread(str(folder / frame_name(k)), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise SkipVideo(f"{folder / frame_name(k)} is missing or unreadable; re-run the stage that writes it")
@@ -106,28 +106,56 @@ def qa_sheet_path(root: Path, video: VideoArtifacts) -> Path:
     return root / "reports" / "qa" / video.dataset / f"{video.video}.png"
 
 
+PLATE_FRAMES = 64  # the background plate is the median over at most this many evenly spaced frames
+QA_FRAMES = 4
+
+
+class SparseFrames:
+    """A length-``n`` sequence holding only the items at some indices (what the plate and the QA sheet read),
+    so the stage keeps a bounded number of frames in memory whatever the video's length."""
+
+    def __init__(self, n: int, items: dict[int, np.ndarray]):
+        self.n, self.items = n, items
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return self.items[t]
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    return sorted(set(np.linspace(0, n - 1, max(1, min(k, n))).round().astype(int).tolist()))
+
+
 def layout_video(video: VideoArtifacts, meta: dict, merge: dict[str, list[str]], qa_root: Path) -> dict:
-    """Merge 18 -> 6 classes, build the background plate from the non-person pixels, draw the QA sheet."""
+    """Merge 18 -> 6 classes frame by frame, build the background plate from the non-person pixels of at most
+    ``PLATE_FRAMES`` evenly spaced frames (every frame of a shorter video), draw the QA sheet."""
     import json
 
     n = meta["n_frames"]
     parsing_meta = json.loads((video.parsing_dir / "meta.json").read_text())
     lookup = merge_lookup(merge)
-    layouts = [merge_layout(labels, lookup) for labels in read_label_pngs(video.parsing_dir, n)]
-    frames = load_frames(video, n)
-    person = [layout != REGIONS.index("background") for layout in layouts]
-    try:
-        plate = background_plate(frames, person)
-    except ValueError as exc:
-        raise SkipVideo(f"no background plate: {exc}") from None
+    plate_at, qa_at = evenly_spaced(n, PLATE_FRAMES), evenly_spaced(n, QA_FRAMES)
+    frames, layouts, person_sum = {}, {}, 0.0
+    background = REGIONS.index("background")
+    info = {"parser": parsing_meta["parser"], "regions": list(REGIONS)}
+    with atomic.replace_dir(video.layout_dir) as tmp:
+        for t, frame in enumerate(iter_frames_on_disk(video, n)):
+            layout = merge_layout(read_label_pngs(video.parsing_dir, 1, start=t)[0], lookup)
+            cv2.imwrite(str(tmp / frame_name(t)), layout, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            person_sum += float((layout != background).mean())
+            if t in plate_at or t in qa_at:
+                frames[t], layouts[t] = frame, layout
+        try:
+            plate = background_plate([frames[t] for t in plate_at], [layouts[t] != background for t in plate_at])
+        except ValueError as exc:
+            raise SkipVideo(f"no background plate: {exc}") from None
+        info["person_fraction"] = round(person_sum / n, 4)
+        atomic.write_json(tmp / "meta.json", {**info, "n_frames": n})
     ok, png = cv2.imencode(".png", cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
     atomic.write_bytes(video.background_file, png.tobytes())
-    info = {"parser": parsing_meta["parser"], "regions": list(REGIONS),
-            "person_fraction": round(float(np.mean([p.mean() for p in person])), 4)}
-    with atomic.replace_dir(video.layout_dir) as tmp:
-        write_label_pngs(tmp, layouts)
-        atomic.write_json(tmp / "meta.json", {**info, "n_frames": n})
-    sheet = contact_sheet(frames, read_keypoints(video), layouts, n=4)
+    sheet = contact_sheet(SparseFrames(n, frames), read_keypoints(video), SparseFrames(n, layouts), n=QA_FRAMES)
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     atomic.write_bytes(qa_sheet_path(qa_root, video), png.tobytes())
     return info
