@@ -81,7 +81,6 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
         ckpt.load_modules(folder, {"generator": nets[stage]}, device="cpu")
         meta = ckpt.read_state(folder)
         info[stage] = {"folder": str(folder), "step": meta.get("step"), "profile": meta["meta"].get("profile"),
-                       "git_revision": meta["meta"].get("git_revision"),
                        "perceptual": (meta["meta"].get("backends") or {}).get("perceptual")}
         folders[stage] = folder
     for net in nets.values():

@@ -225,7 +225,9 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(epochs, tp.lr_decay_epochs))
                   for name, opt in steps.optimizers.items()}
 
-    meta = {"stage": stage, "fingerprint": fingerprint, "git_revision": git_revision(root),
+    # No git revision, host or time here: the final checkpoint and the metrics are DVC outputs that must have the
+    # same bytes for the same code and data in every clone (dvc.lock pins the code); the revision goes to the log.
+    meta = {"stage": stage, "fingerprint": fingerprint,
             "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
             "profile": params.model.profile, "model_config": cfg.to_dict(),
             "backends": {"perceptual": vgg_info, "shards": []}, "world_size": world, "device": str(device),
@@ -367,7 +369,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
                     if k not in ("step", "epoch")}
     metrics = {"stage": stage, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
                "final_losses": final_losses,
-               "backends": short_backends(state.meta["backends"]), "git_revision": state.meta["git_revision"],
+               "backends": short_backends(state.meta["backends"]),
                "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
                "device": state.meta["device"], "world_size": state.meta["world_size"],
                "profile": state.meta["profile"], "resumed_from_step": result.resumed_from}
@@ -376,7 +378,8 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     atomic.write_json(paths.metrics, metrics)
     # The speed differs from run to run and machine to machine: it goes to the untracked log, not the DVC metrics.
     write_log(paths.metrics.parent.parent / "reports" / "train" / paths.metrics.name,
-              {"stage": stage, "steps_per_s": result.steps_per_s, "device": state.meta["device"]})
+              {"stage": stage, "steps_per_s": result.steps_per_s, "device": state.meta["device"],
+               "git_revision": git_revision(paths.metrics.parent.parent)})
     result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
                                                                                  paths.plot, grid)
     result.final_losses, result.metrics = final_losses, metrics
