@@ -80,4 +80,4 @@ ablation: setup
 	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=false -S model.tam=true evaluate
 	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=true -S model.tam=false evaluate
 	$(VENV)/bin/dvc exp run -S model.gam=true -S model.wcn=true -S model.tam=true evaluate
-	$(PY) -m pipeline.evaluation.ablation
+	$(PY) -m pipeline.evaluation.ablation | tee metrics/ablation.md
