@@ -3,8 +3,6 @@ preparation gives them on a clip of up to PLATE_FRAMES frames (so outputs do not
 keeps write_mp4's guarantees, and image headers declaring huge sizes are refused before decoding."""
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -12,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import RemotError
+from tests.test_security import _png_declaring
 from pipeline.extract.decode import DecodeError, iter_frames
 from pipeline.image_limits import ImageTooLarge, check_image_pixels, image_header_size
 from pipeline.inference.prepare import PLATE_FRAMES, Preprocessor
@@ -48,17 +47,6 @@ def test_streamed_writer_is_atomic_and_checks_frames(tmp_path):
         write_mp4_stream(tmp_path / "c.mp4", iter([]), 10.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no temporaries, no partial files
 
-
-def _png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    packer, row, parts = zlib.compressobj(9), b"\0" * (width + 1), []
-    for _ in range(height):
-        parts.append(packer.compress(row))
-    parts.append(packer.flush())
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 def test_huge_declared_images_are_refused_from_their_headers(tmp_path):

@@ -26,6 +26,24 @@ import torch
 AREA = "inference"
 
 
+def random_checkpoints(root: Path) -> Path:
+    """Untrained tiny-profile generators saved as ``<root>/models/<stage>/final`` (speed and memory only)."""
+    from pipeline.training import state as ckpt
+    from remot_models import LayoutGenerator, RegionGenerator, WholeCompositionNetwork
+    from remot_models.config import ModelConfig
+
+    cfg = ModelConfig.from_profile("tiny")
+    torch.manual_seed(0)
+    for stage, net in (("layout", LayoutGenerator(cfg)), ("region", RegionGenerator(cfg)),
+                       ("wcn", WholeCompositionNetwork(cfg))):
+        folder = root / "models" / stage / "final"
+        folder.mkdir(parents=True)
+        ckpt.write_checkpoint_files(folder, ckpt.TrainingState(meta={"stage": stage, "profile": "tiny",
+                                                                     "model_config": cfg.to_dict()}),
+                                    {"generator": net}, {}, {})
+    return root / "models"
+
+
 def _row(name: str, value: float, unit: str, device: str, notes: str) -> dict:
     return {"area": AREA, "name": name, "value": round(float(value), 3), "unit": unit, "device": device,
             "notes": notes}
@@ -68,9 +86,6 @@ def end_to_end(n_frames: int) -> dict:
     from pipeline.demo_data import generate_demo_dataset
     from pipeline.inference.transfer import run_transfer
     from pipeline.params import validate_params
-    from pipeline.training import state as ckpt
-    from remot_models import LayoutGenerator, RegionGenerator, WholeCompositionNetwork
-    from remot_models.config import ModelConfig
 
     with tempfile.TemporaryDirectory(prefix="remot-bench-inference-") as tmp:
         root = Path(tmp)
@@ -82,15 +97,7 @@ def end_to_end(n_frames: int) -> dict:
         ok, frame = capture.read()
         capture.release()
         cv2.imwrite(str(root / "source.png"), frame)
-        cfg = ModelConfig.from_profile("tiny")
-        torch.manual_seed(0)
-        for stage, net in (("layout", LayoutGenerator(cfg)), ("region", RegionGenerator(cfg)),
-                           ("wcn", WholeCompositionNetwork(cfg))):
-            folder = root / "models" / stage / "final"
-            folder.mkdir(parents=True)
-            ckpt.write_checkpoint_files(folder, ckpt.TrainingState(meta={"profile": "tiny",
-                                                                         "model_config": cfg.to_dict()}),
-                                        {"generator": net}, {}, {})
+        random_checkpoints(root)
         params = validate_params({"extract": {"max_frames": n_frames, "min_frames": min(8, n_frames)},
                                   "model": {"profile": "tiny"}})
         started = time.perf_counter()

@@ -49,22 +49,9 @@ def _write_driving(path: Path, frames: list[np.ndarray], n_frames: int) -> None:
 
 
 def _checkpoints(root: Path) -> Path:
-    import torch
+    from pipeline.benchmarks.inference import random_checkpoints
 
-    from pipeline.training import state as ckpt
-    from remot_models import LayoutGenerator, RegionGenerator, WholeCompositionNetwork
-    from remot_models.config import ModelConfig
-
-    cfg = ModelConfig.from_profile("tiny")
-    torch.manual_seed(0)
-    for stage, net in (("layout", LayoutGenerator(cfg)), ("region", RegionGenerator(cfg)),
-                       ("wcn", WholeCompositionNetwork(cfg))):
-        folder = root / "models" / stage / "final"
-        folder.mkdir(parents=True)
-        ckpt.write_checkpoint_files(folder, ckpt.TrainingState(meta={"stage": stage, "profile": "tiny",
-                                                                     "model_config": cfg.to_dict()}),
-                                    {"generator": net}, {}, {})
-    return root / "models"
+    return random_checkpoints(root)
 
 
 def _transfer_peak(root: Path, driving: Path, checkpoints: Path) -> tuple[float, float, str]:

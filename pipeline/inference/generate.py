@@ -23,7 +23,7 @@ from pipeline.pose.render import render_pose_map
 from pipeline.training import state as ckpt
 from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
-from remot_models.sequence import START_RULE, Generators, generate_sequence, harden  # noqa: F401 (re-exported)
+from remot_models.sequence import START_RULE, Generators, generate_sequence
 
 STAGES = ("layout", "region", "wcn")
 
