@@ -65,7 +65,6 @@ import io  # noqa: E402
 import os  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tarfile  # noqa: E402
 import tracemalloc  # noqa: E402
 import zlib  # noqa: E402
@@ -132,23 +131,15 @@ def test_make_serve_starts_the_server_with_an_auth_string():
 @pytest.mark.timeout(300)
 def test_prefect_server_with_auth_string_refuses_anonymous_clients(tmp_path):
     """What `make serve` relies on: with PREFECT_SERVER_API_AUTH_STRING the API answers 401 without it."""
-    import socket
-    import time
     import urllib.error
     import urllib.request
     from base64 import b64encode
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    secret = "remot:crafted-test-secret"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_SERVER_API_AUTH_STRING": secret}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api"
+    from tests._prefect_server import local_prefect_server
 
-    def status(path: str, auth: str | None = None) -> int:
+    secret = "remot:crafted-test-secret"
+
+    def status(base: str, path: str, auth: str | None = None) -> int:
         request = urllib.request.Request(base + path, data=b"{}", method="POST",
                                          headers={"Content-Type": "application/json"})
         if auth:
@@ -159,25 +150,10 @@ def test_prefect_server_with_auth_string_refuses_anonymous_clients(tmp_path):
         except urllib.error.HTTPError as exc:
             return exc.code
 
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the Prefect server did not come up")
-                time.sleep(1)
-        assert status("/deployments/filter") == 401
-        assert status("/deployments/filter", "remot:wrong") == 401
-        assert status("/deployments/filter", secret) == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with local_prefect_server(tmp_path / "home", {"PREFECT_SERVER_API_AUTH_STRING": secret}, startup_s=240) as (base, _):
+        assert status(base, "/deployments/filter") == 401
+        assert status(base, "/deployments/filter", "remot:wrong") == 401
+        assert status(base, "/deployments/filter", secret) == 200
 
 
 def _scheduler_probe() -> dict:

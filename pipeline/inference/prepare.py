@@ -33,16 +33,12 @@ from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
 from pipeline.labels import REGIONS
 from pipeline.params import Params
 from pipeline.parsing.merge import merge_layout, merge_lookup
-from pipeline.parsing.stage import Parser, make_parser
+from pipeline.parsing.stage import PLATE_FRAMES, Parser, evenly_spaced, make_parser  # the layout stage's plate rule
 from pipeline.pose.mediapipe_body25 import (backend_name, detection_rate, estimate_video, iter_estimate,
                                             smooth_keypoints)
 from pipeline.pose.stage import pose_for_frames
 
 BACKGROUND_LABEL = REGIONS.index("background")
-# The background plate of a streamed driving video is the temporal median over at most this many evenly spaced
-# frames (every frame of a shorter clip, so those give the same plate as before): memory stays flat in length.
-PLATE_FRAMES = 64
-
 BACKGROUND_RULE = ("the driving video's background plate (pipeline.background.background_plate: temporal median "
                    "of the pixels outside the parsed person)")
 
@@ -191,13 +187,7 @@ class Preprocessor:
             frames = [frame for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames)]
         except DecodeError as exc:
             raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
-        minimum = self.min_driving_frames()
-        if not frames:
-            raise DrivingVideoError(f"driving video {path} is unreadable: no frame could be decoded (empty, "
-                                    "truncated or corrupt file, or an unsupported codec)")
-        if len(frames) < minimum:
-            raise DrivingVideoError(f"driving video {path} is too short: {len(frames)} frames, at least {minimum} "
-                                    "are needed (extract.min_frames)")
+        self._require_length(path, len(frames))
         height, width = frames[0].shape[:2]
         if any(f.shape[:2] != (height, width) for f in frames):
             raise DrivingVideoError(f"driving video {path} changes frame size mid-stream; a clip must keep one size")
@@ -254,21 +244,15 @@ class Preprocessor:
                 raise DrivingVideoError(f"driving video {path} changes frame size mid-stream; a clip must keep one "
                                         "size")
             n_frames += 1
-        minimum = self.min_driving_frames()
-        if n_frames == 0:
-            raise DrivingVideoError(f"driving video {path} is unreadable: no frame could be decoded (empty, "
-                                    "truncated or corrupt file, or an unsupported codec)")
-        if n_frames < minimum:
-            raise DrivingVideoError(f"driving video {path} is too short: {n_frames} frames, at least {minimum} "
-                                    "are needed (extract.min_frames)")
+        self._require_length(path, n_frames)
         height, width = size
-        picks = set(np.linspace(0, n_frames - 1, min(cfg.detect_frames, n_frames)).round().astype(int).tolist())
+        picks = set(evenly_spaced(n_frames, cfg.detect_frames))
         box, _ = clip_person_box([f for k, f in enumerate(decoded()) if k in picks])  # pass 2
         if box is None:
             raise DrivingVideoError(f"no person found in the driving video {path} (checked {len(picks)} "
                                     "frames): use a video of one person, whole body visible")
         crop_box = crop_box_for_person(box, width, height, cfg.height, cfg.width, cfg.margin)
-        keep = set(np.linspace(0, n_frames - 1, min(PLATE_FRAMES, n_frames)).round().astype(int).tolist())
+        keep = set(evenly_spaced(n_frames, PLATE_FRAMES))
         crops_iter = (apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in decoded())
         keypoints, detected, kept = _stream_pose(crops_iter, self.params.pose, keep)  # pass 3
         rate = detection_rate(detected)
@@ -293,6 +277,16 @@ class Preprocessor:
                                lambda: (apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in decoded()))
 
     # -------------------------------------------------------------------------------------------- helpers
+
+    def _require_length(self, path: Path, n_frames: int) -> None:
+        """:class:`DrivingVideoError` when ``path`` decoded to no frame or fewer than :meth:`min_driving_frames`."""
+        minimum = self.min_driving_frames()
+        if n_frames == 0:
+            raise DrivingVideoError(f"driving video {path} is unreadable: no frame could be decoded (empty, "
+                                    "truncated or corrupt file, or an unsupported codec)")
+        if n_frames < minimum:
+            raise DrivingVideoError(f"driving video {path} is too short: {n_frames} frames, at least {minimum} "
+                                    "are needed (extract.min_frames)")
 
     def _layout(self, rgb: np.ndarray, keypoints: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """ATR parsing of one crop merged to the 6 regions: uint8 (H, W) labels 0..5."""

@@ -106,7 +106,9 @@ def qa_sheet_path(root: Path, video: VideoArtifacts) -> Path:
     return root / "reports" / "qa" / video.dataset / f"{video.video}.png"
 
 
-PLATE_FRAMES = 64  # the background plate is the median over at most this many evenly spaced frames
+# The background plate is the temporal median over at most this many evenly spaced frames (every frame of a
+# shorter clip): memory stays flat in video length. The layout stage and `remot transfer` share the rule.
+PLATE_FRAMES = 64
 QA_FRAMES = 4
 
 
