@@ -178,12 +178,9 @@ class Preprocessor:
         :meth:`min_driving_frames`, or shows no person; and when the pose is found on fewer frames than
         ``pose.min_detection_rate`` (the pose stage excludes such videos too).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise DrivingVideoError(f"driving video {path} does not exist")
+        path, info = self._open_driving(path)
         cfg = self.params.extract
         try:
-            info = source_info(path, is_frame_folder=False)
             frames = [frame for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames)]
         except DecodeError as exc:
             raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
@@ -220,14 +217,8 @@ class Preprocessor:
         masks of at most ``PLATE_FRAMES`` frames, which are parsed for the background plate. The crops are
         decoded once more, on demand, by :meth:`StreamedDriving.crops`. Same errors as :meth:`driving`.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise DrivingVideoError(f"driving video {path} does not exist")
+        path, info = self._open_driving(path)
         cfg = self.params.extract
-        try:
-            info = source_info(path, is_frame_folder=False)
-        except DecodeError as exc:
-            raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
 
         def decoded() -> Iterator[np.ndarray]:
             try:
@@ -277,6 +268,17 @@ class Preprocessor:
                                lambda: (apply_crop(f, crop_box, cfg.height, cfg.width, cfg.pad) for f in decoded()))
 
     # -------------------------------------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _open_driving(path: Path | str) -> tuple[Path, Any]:
+        """``path`` and its container info, or :class:`DrivingVideoError` when it is missing or unreadable."""
+        path = Path(path)
+        if not path.is_file():
+            raise DrivingVideoError(f"driving video {path} does not exist")
+        try:
+            return path, source_info(path, is_frame_folder=False)
+        except DecodeError as exc:
+            raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
 
     def _require_length(self, path: Path, n_frames: int) -> None:
         """:class:`DrivingVideoError` when ``path`` decoded to no frame or fewer than :meth:`min_driving_frames`."""
