@@ -39,7 +39,7 @@ learn: setup
 	REMOT_TORCH_THREADS=$${REMOT_TORCH_THREADS:-1} $(PY) -m pipeline.profiles learn
 
 bench: setup
-	$(PY) -m pipeline.benchmarks
+	$(PY) -m tests.benchmarks
 
 params-check: setup
 	$(VENV)/bin/remot params check
@@ -54,14 +54,14 @@ clean-data:
 
 # Training: the Prefect flow remot (deployment train), in-process without a server.
 train: setup
-	$(PY) -m pipeline.training.flow run --params params.yaml
+	$(PY) -m pipeline.orchestration.flow run --params params.yaml
 
 # A local Prefect server on loopback plus the served deployment remot/train; then, in another shell:
 #   PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_API_AUTH_STRING="$(cat .prefect-auth)" \
 #     .venv/bin/prefect deployment run remot/train --watch
 # Loopback is still reachable by every account on a shared machine, so the API demands HTTP basic auth: a random
 # user:password made once into .prefect-auth (mode 0600, git-ignored; delete it to rotate), or your own
-# PREFECT_SERVER_API_AUTH_STRING. The deployment takes no parameters (see pipeline/training/flow.py).
+# PREFECT_SERVER_API_AUTH_STRING. The deployment takes no parameters (see pipeline/orchestration/flow.py).
 serve: setup
 	test -s .prefect-auth || ( umask 077; $(PY) -c 'import secrets; print("remot:" + secrets.token_urlsafe(24))' > .prefect-auth )
 	PREFECT_API_URL=http://127.0.0.1:4200/api; export PREFECT_API_URL; \
@@ -70,7 +70,7 @@ serve: setup
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 & server=$$!; \
 	trap 'kill $$server' EXIT INT TERM; \
 	for i in $$(seq 1 120); do curl -sf http://127.0.0.1:4200/api/health >/dev/null && break; sleep 1; done; \
-	$(PY) -m pipeline.training.flow serve --params params.yaml
+	$(PY) -m pipeline.orchestration.flow serve --params params.yaml
 
 # Ablations of the paper's Tables 3-4: one `dvc exp run` per variant (each retrains what the change invalidates,
 # then evaluates), the full model last so the workspace ends on the default params; then the table from

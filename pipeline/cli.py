@@ -5,11 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import one_line
+from pipeline.core.errors import run_guarded
 
 
 def _params_check(args: argparse.Namespace) -> int:
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
 
     params = load_params(args.params)
     print(f"{args.params}: ok ({len(params.datasets)} datasets: {', '.join(params.datasets) or 'none'})")
@@ -28,7 +28,7 @@ def _dataset_add(args: argparse.Namespace) -> int:
 
 def _dataset_check(args: argparse.Namespace) -> int:
     from pipeline.datasets import describe, probe_readable, scan_dataset
-    from pipeline.params import ParamsError, load_params
+    from pipeline.core.params import ParamsError, load_params
 
     params = load_params(args.params)
     if args.name not in params.datasets:
@@ -41,7 +41,7 @@ def _dataset_check(args: argparse.Namespace) -> int:
 
 
 def _dataset_list(args: argparse.Namespace) -> int:
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
 
     for name, spec in load_params(args.params).datasets.items():
         print(f"{name}\t{spec.kind}\t{spec.path}")
@@ -50,7 +50,7 @@ def _dataset_list(args: argparse.Namespace) -> int:
 
 def _demo_data(args: argparse.Namespace) -> int:
     from pipeline.demo_data import generate_demo_dataset
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
 
     demo = load_params(args.params).demo
     out = Path(args.out or demo.out)
@@ -61,7 +61,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 def _model_info(args: argparse.Namespace) -> int:
     from remot_models import (LayoutGenerator, RegionGenerator, WholeCompositionNetwork, count_parameters)
-    from pipeline.params import load_params, model_config
+    from pipeline.core.params import load_params, model_config
 
     section = load_params(args.params).model
     cfg = model_config(section)
@@ -78,7 +78,7 @@ def _transfer(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline.inference.transfer import run_transfer
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
 
     # a shared CPU box: oversubscribed intra-op threads make the small per-frame convolutions slower, not faster
     torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("REMOT_TORCH_THREADS", "64")))))
@@ -151,32 +151,10 @@ def main(argv: list[str] | None = None, quiet_native: bool | None = None) -> int
     ``argv`` is None, and not ``--verbose``; tests calling ``main([...])`` keep their own stderr capture)."""
     args = build_parser().parse_args(argv)
     if (argv is None if quiet_native is None else quiet_native) and not args.verbose:
-        from pipeline.native_logs import quiet_native_logs
+        from pipeline.core.native_logs import quiet_native_logs
 
         quiet_native_logs()
     return run_guarded(args.func, args, verbose=args.verbose)
-
-
-def run_guarded(func, *args, verbose: bool = False) -> int:
-    """The one place that turns exceptions into what a user sees: a user error (bad value, file, parameter;
-    ``pipeline.errors.one_line``) is one line and exit 2; anything else is a bug: one line saying so and exit 1,
-    with the traceback only under ``--verbose``. Stages (pipeline/stage_cli.py) use it too."""
-    try:
-        return func(*args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        message = one_line(exc)
-        if message is not None:
-            print(f"error: {message}", file=sys.stderr)
-            return 2
-        if verbose:
-            raise
-        detail = " ".join(str(exc).split())
-        print(f"error: unexpected {type(exc).__name__}: {detail[:300]} (a bug: rerun with --verbose for the "
-              "traceback and report it)", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

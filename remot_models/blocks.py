@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from remot_models.config import ModelConfig
 
-# Copy of ``pipeline.labels.REGIONS`` (remot_models must not import the data pipeline): channel i of a layout
+# Copy of ``pipeline.core.labels.REGIONS`` (remot_models must not import the data pipeline): channel i of a layout
 # is region REGIONS[i]. Keep the two in sync; tests/test_models*.py checks they agree.
 REGIONS: tuple[str, ...] = ("head", "top", "bottom", "shoes", "limbs", "background")
 NUM_REGIONS = len(REGIONS)          # 6 layout channels

@@ -22,7 +22,7 @@ from torchvision.ops import roi_align
 from remot_models.blocks import norm_layer
 from remot_models.config import ModelConfig
 
-# BODY_25 indices of the face keypoints (copy of pipeline.labels.BODY25: nose, r_eye, l_eye, r_ear, l_ear).
+# BODY_25 indices of the face keypoints (copy of pipeline.core.labels.BODY25: nose, r_eye, l_eye, r_ear, l_ear).
 FACE_KEYPOINTS: tuple[int, ...] = (0, 15, 16, 17, 18)
 
 

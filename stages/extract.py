@@ -1,20 +1,13 @@
-"""DVC stage `extract@<dataset>`: registered videos -> person-centred frame folders in data/frames/<dataset>/."""
-from __future__ import annotations
-
+"""DVC stage `extract@<dataset>`: videos -> person-centred frame folders (``pipeline.extract.stage``)."""
 import sys
 
-from pipeline.datasets import read_video_list
-from pipeline.extract.run import run_extraction
-from pipeline.stage_cli import StageContext, stage_main, summary
+from pipeline.extract.stage import STAGE
+from pipeline.stage.entry import run
 
 
-def body(ctx: StageContext) -> str:
-    videos = read_video_list(ctx.data_root / "registry" / f"{ctx.dataset}.json", ctx.root)
-    cfg = ctx.params.extract
-    report = run_extraction(ctx.dataset, videos, ctx.data_root, cfg, max(cfg.min_frames, ctx.params.shards.window),
-                            ctx.report_path("extract"), ctx.params.preprocess, project_root=ctx.root)
-    return summary("extract", ctx.dataset, report.run_log()["counts"], ctx.report_path("extract"))
+def main(argv: list[str] | None = None) -> int:
+    return run(STAGE, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(stage_main(__doc__, body))
+    sys.exit(main())

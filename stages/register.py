@@ -1,30 +1,13 @@
-"""DVC stage `register@<dataset>`: scan one dataset of params.yaml into data/registry/<dataset>.json.
-
-The video list (ids, sources, splits) is what extraction consumes; problems found on the way (unreadable
-videos, list entries without files, paths escaping the root) go to reports/register/<dataset>.json.
-"""
-from __future__ import annotations
-
+"""DVC stage `register@<dataset>`: scan one registered dataset into data/registry/<dataset>.json (``pipeline.datasets.stage``)."""
 import sys
 
-from pipeline import atomic
-from pipeline.datasets import DatasetError, describe, probe_readable, scan_dataset, write_video_list
-from pipeline.stage_cli import StageContext, stage_main
+from pipeline.datasets.stage import STAGE
+from pipeline.stage.entry import run
 
 
-def body(ctx: StageContext) -> str:
-    report_path = ctx.report_path("register")
-    try:
-        scan = scan_dataset(ctx.dataset, ctx.params.datasets[ctx.dataset], ctx.root)
-    except DatasetError as exc:
-        atomic.write_json(report_path, {"error": str(exc)})
-        raise
-    probe_readable(scan)
-    atomic.write_json(report_path, {"videos": len(scan.videos), "splits": scan.split_counts(),
-                                    "problems": scan.problems})
-    write_video_list(ctx.data_root / "registry" / f"{ctx.dataset}.json", [scan], ctx.root)
-    return describe(scan)
+def main(argv: list[str] | None = None) -> int:
+    return run(STAGE, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(stage_main(__doc__, body))
+    sys.exit(main())

@@ -1,12 +1,13 @@
-"""DVC stage train_region: train the REMOT region stage (pipeline.training.runner; same code as the Prefect flow).
-
-Usage: python -m stages.train_region [--params params.yaml]   (or: torchrun --nproc_per_node=N -m stages.train_region)
-"""
-from __future__ import annotations
-
+"""DVC stage `train_region`: train the Region GAN (``pipeline.training.stage``)."""
 import sys
 
-from pipeline.training.runner import stage_cli
+from pipeline.stage.entry import run
+from pipeline.training.stage import STAGES_BY_NETWORK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(STAGES_BY_NETWORK["region"], argv)
+
 
 if __name__ == "__main__":
-    sys.exit(stage_cli("region"))
+    sys.exit(main())

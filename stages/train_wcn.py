@@ -1,12 +1,13 @@
-"""DVC stage train_wcn: train the REMOT wcn stage (pipeline.training.runner; same code as the Prefect flow).
-
-Usage: python -m stages.train_wcn [--params params.yaml]   (or: torchrun --nproc_per_node=N -m stages.train_wcn)
-"""
-from __future__ import annotations
-
+"""DVC stage `train_wcn`: train the Whole Composition Network (``pipeline.training.stage``)."""
 import sys
 
-from pipeline.training.runner import stage_cli
+from pipeline.stage.entry import run
+from pipeline.training.stage import STAGES_BY_NETWORK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(STAGES_BY_NETWORK["wcn"], argv)
+
 
 if __name__ == "__main__":
-    sys.exit(stage_cli("wcn"))
+    sys.exit(main())

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.background import background_plate
+from pipeline.layout.background import background_plate
 
 HEIGHT, WIDTH = 64, 96
 BOX_TOP, BOX_BOTTOM, BOX_WIDTH = 8, 56, 50

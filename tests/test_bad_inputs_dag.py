@@ -41,12 +41,7 @@ def _stage(module: str, project: Path, *, dataset: bool = True) -> int:
     import importlib
 
     argv = ["--params", str(project / "params.yaml")] + (["--dataset", DATASET] if dataset else [])
-    mod = importlib.import_module(f"stages.{module}")
-    if hasattr(mod, "body"):
-        from pipeline.stage_cli import stage_main
-
-        return stage_main(mod.__doc__, mod.body, argv)
-    return mod.main(argv)
+    return importlib.import_module(f"stages.{module}").main(argv)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import cv2
 import pytest
 
 from pipeline.cli import main as cli_main
+from pipeline.core.native_logs import NATIVE_LINE
 from pipeline.demo_data.generate import plan_clip, render_clip
-from pipeline.native_logs import NATIVE_LINE
 from remot_models.config import ModelConfig
 from tests.test_transfer import save_initialised_checkpoint
 
@@ -134,7 +134,7 @@ def test_stages_report_bad_input_in_one_line(project, module, args, named):
 
 def test_native_log_lines_are_filtered_unless_verbose(project):
     # The person-box detector runs MediaPipe, whose C++ code logs "W0000 ... .cc:NNN] ..." lines to fd 2.
-    code = ("import sys, numpy as np; from pipeline.native_logs import quiet_native_logs\n"
+    code = ("import sys, numpy as np; from pipeline.core.native_logs import quiet_native_logs\n"
             "if sys.argv[1] == 'quiet': quiet_native_logs()\n"
             "from pipeline.extract.person_box import clip_person_box\n"
             "clip_person_box([np.full((256, 192, 3), 90, np.uint8)] * 2)\n"

@@ -7,9 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+from pipeline.core.params import DatasetSpec
 from pipeline.datasets import scan_dataset
 from pipeline.datasets.base import safe_id
-from pipeline.params import DatasetSpec
 
 
 def _frames(src: Path, dst: Path, n: int = 4) -> Path:

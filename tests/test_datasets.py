@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.core.params import DatasetSpec
 from pipeline.datasets import DatasetError, probe_readable, scan_dataset
 from pipeline.datasets.folder import split_by_hash
-from pipeline.params import DatasetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.core.labels import ATR, ATR_LABELS, BODY25
 from pipeline.demo_data import generate_demo_dataset, measure_pose_detection, plan_clip, read_video
 from pipeline.demo_data.render import render_background
-from pipeline.labels import ATR, ATR_LABELS, BODY25
 
 N_CLIPS, N_FRAMES = 6, 4        # one clip per motion, a few frames each: fast but covers every code path
 H, W = 256, 192

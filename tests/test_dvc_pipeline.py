@@ -33,7 +33,7 @@ def _set_params(project: Path, **sections) -> None:
 
 
 def _report(project: Path, stage: str) -> dict:
-    """What the last run of ``stage`` processed / reused: its untracked run log (pipeline/runlog.py)."""
+    """What the last run of ``stage`` processed / reused: its untracked run log (pipeline/core/runlog.py)."""
     return json.loads((project / "logs" / stage / "demo.json").read_text())["counts"]
 
 

@@ -109,7 +109,7 @@ def test_clone_data_is_complete_without_the_reports(pushed):
 def test_training_reads_pulled_shards_through_pipe_urls(pushed):
     import torch
 
-    from pipeline.loader import make_loader
+    from pipeline.shards.reader import make_loader
 
     torch.set_num_threads(1)
     clone = pushed["clone"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.artifacts import VideoArtifacts
+from pipeline.core.artifacts import VideoArtifacts
+from pipeline.core.params import validate_params
 from pipeline.evaluation.ablation import ablation_rows, format_table
 from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import TestVideo, load_test_videos, make_pairs, person_id
@@ -19,8 +20,7 @@ from pipeline.inference.generate import CheckpointMissing, generate_video, load_
 from pipeline.inference.video_io import read_video
 from pipeline.metrics.image import mask_psnr, mask_ssim, ssim
 from pipeline.metrics.tcm import tcm
-from pipeline.params import validate_params
-from pipeline.shards import collect_video
+from pipeline.shards.writer import collect_video
 from remot_models.config import ModelConfig
 from tests.test_shards import fabricate_video
 from tests.test_transfer import save_initialised_checkpoint

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.core.params import DatasetSpec, ExtractParams
 from pipeline.datasets import read_video_list, scan_dataset
 from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person, map_points
 from pipeline.extract.decode import iter_frames
 from pipeline.extract.run import run_extraction
-from pipeline.params import DatasetSpec, ExtractParams
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ExtractParams(detect_frames=4)
@@ -218,7 +218,7 @@ def test_killed_run_leaves_no_partial_video_and_resumes(tmp_path, media):
     rerun = subprocess.run([sys.executable, "-m", "stages.extract", *args], env=env, capture_output=True,
                            text=True)
     assert rerun.returncode == 0, rerun.stderr
-    # which videos this run redid is run history: the untracked log (pipeline/runlog.py), not the report
+    # which videos this run redid is run history: the untracked log (pipeline/core/runlog.py), not the report
     report = json.loads((project / "logs" / "extract" / "clips.json").read_text())
     assert report["counts"]["reused"] == len(finished)
     assert report["counts"]["processed"] == 3 - len(finished)

@@ -17,12 +17,12 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-import pipeline.shards as shards_module
-from pipeline.artifacts import frame_name
-from pipeline.loader import make_loader
-from pipeline.params import load_params
-from pipeline.shards import collect_video, write_manifest, write_shards
-from pipeline.training import state as ckpt
+from pipeline.core import checkpoint as ckpt
+from pipeline.core.artifacts import frame_name
+from pipeline.core.params import load_params
+from pipeline.shards.reader import make_loader
+import pipeline.shards.writer as shards_module
+from pipeline.shards.writer import collect_video, write_manifest, write_shards
 from pipeline.training.runner import StoppedEarly, read_log, run_stage
 from tests._fault_helpers import (check_npz, check_tar, full_disk_os, kill_when, run_stage_cli, small_tmpfs,
                                   start_stage, temporaries)
@@ -208,11 +208,11 @@ def test_disk_full_while_writing_a_shard_keeps_previous_shards(tmp_path, monkeyp
     _assert_previous_shards_intact(out, before, {"train/ds__v0-000000.tar": after["train/ds__v0-000000.tar"]})
     assert tar_stamps(out)["train/ds__v1-000000.tar"][0] == before["train/ds__v1-000000.tar"][0]
     monkeypatch.undo()
-    # The manifest write (pipeline.atomic) hitting a full disk leaves the previous manifest too.
+    # The manifest write (pipeline.core.atomic) hitting a full disk leaves the previous manifest too.
     report = write_shards(videos, out, 3, 2, 64, seed=0)
     write_manifest(report, out / "manifest.parquet")
     manifest = (out / "manifest.parquet").read_bytes()
-    import pipeline.atomic as atomic_module
+    import pipeline.core.atomic as atomic_module
 
     monkeypatch.setattr(atomic_module, "os", full_disk_os(out, 100))
     with pytest.raises(OSError, match="No space left"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import atomic
+from pipeline.core import atomic
 from pipeline.inference.video_io import write_mp4
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from pipeline.flow.base import consistency_mask, warp_image
 from pipeline.flow.dis import DisFlowBackend
 from pipeline.flow.flownet2 import FLOWNET2_FILE, load_flownet2
 from pipeline.flow.select import compute_video_flow, load_flow_npz, make_flow_backend, save_flow_npz
-from remot_models.flownet2 import Correlation, FlowNet2, Resample2d
+from pipeline.pretrained.flownet2 import Correlation, FlowNet2, Resample2d
 
 torch.set_num_threads(1)
 

@@ -11,10 +11,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pipeline.artifacts import frame_name
-from pipeline.loader import make_dataset, make_loader, shard_urls
+from pipeline.core.artifacts import frame_name
 from pipeline.pose.render import render_pose_map
-from pipeline.shards import collect_video, write_shards
+from pipeline.shards.reader import make_dataset, make_loader, shard_urls
+from pipeline.shards.writer import collect_video, write_shards
 from tests.test_shards import fabricate_video
 
 torch.set_num_threads(1)  # tiny tensors; extra threads only fight the other jobs on this machine

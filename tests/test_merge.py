@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.labels import ATR, ATR_LABELS, DEFAULT_MERGE, REGIONS
-from pipeline.parsing.merge import merge_layout, merge_lookup, validate_merge_map
+from pipeline.core.labels import ATR, ATR_LABELS, DEFAULT_MERGE, REGIONS, validate_merge_map
+from pipeline.layout.merge import merge_layout, merge_lookup
 
 
 def _default() -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-from pipeline.errors import BadCheckpoint
+from pipeline.core.errors import BadCheckpoint
 from pipeline.flow.dis import DisFlowBackend
 from pipeline.metrics import Unavailable
 from pipeline.metrics import fid as fid_module

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline.labels import REGIONS as PIPELINE_REGIONS
+from pipeline.core.labels import REGIONS as PIPELINE_REGIONS
 from remot_models import (REGIONS, FaceDiscriminator, GlobalAlignment, LayoutGenerator, ModelConfig,
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, count_parameters,
                           flow_warp, mask_boxes)

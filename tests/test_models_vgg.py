@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from pipeline.errors import BadCheckpoint
+from pipeline.core.errors import BadCheckpoint
 from pipeline.pretrained.vgg19 import VGG19_FILENAME, VGG19_URL, load_vgg19
 
 

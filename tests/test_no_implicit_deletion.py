@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.artifacts import VideoArtifacts
 from pipeline.cli import main as remot
+from pipeline.core.artifacts import VideoArtifacts
+from pipeline.core.params import DatasetSpec, ExtractParams, ParamsError
 from pipeline.datasets import scan_dataset
 from pipeline.datasets.base import VideoEntry
 from pipeline.extract import run as extract_run
 from pipeline.extract.run import SourceInsideOutputs, run_extraction
 from pipeline.inference.transfer import OutputRefused, check_output
-from pipeline.params import DatasetSpec, ExtractParams, ParamsError
-from pipeline.video_stage import run_video_stage
+from pipeline.stage.per_video import run_video_stage
 
 FAST = ExtractParams(detect_frames=4, max_frames=12)
 

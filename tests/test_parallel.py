@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 
+from pipeline.core.errors import SkipVideo
+from pipeline.core.params import DatasetSpec, ExtractParams, ParamsError, PreprocessParams, validate_params
 from pipeline.datasets import scan_dataset
-from pipeline.errors import SkipVideo
 from pipeline.extract.run import run_extraction
-from pipeline.params import DatasetSpec, ExtractParams, PreprocessParams, ParamsError, validate_params
-from pipeline.parallel import run_all
+from pipeline.stage.executor import run_all
 
 
 def square_or_skip(x: int) -> dict:

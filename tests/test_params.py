@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load_params, validate_params
+from pipeline.core.params import ParamsError, load_params, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

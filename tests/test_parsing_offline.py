@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.labels import ATR, BODY25, DEFAULT_MERGE, REGIONS
-from pipeline.parsing.merge import merge_layout, merge_lookup
+from pipeline.core.labels import ATR, BODY25, DEFAULT_MERGE, REGIONS
+from pipeline.layout.merge import merge_layout, merge_lookup
 from pipeline.parsing.offline import OFFLINE_PARSER_NAME, parse_offline
 from pipeline.pose.mediapipe_body25 import estimate_video
 

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.errors import WeightsNotFound
-from pipeline.labels import BODY25, BODY25_COLORS, BODY25_LIMBS
+from pipeline.core.errors import WeightsNotFound
+from pipeline.core.labels import BODY25, BODY25_COLORS, BODY25_LIMBS
 from pipeline.pose import mediapipe_body25 as mpb
 from pipeline.pose.render import render_pose_map
 

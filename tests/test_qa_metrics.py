@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.labels import BODY25, REGIONS
-from pipeline.perception_metrics import layout_miou, pck
-from pipeline.qa import REGION_COLORS, contact_sheet, save_png_atomic
+from pipeline.core.labels import BODY25, REGIONS
+from pipeline.layout.qa import REGION_COLORS, contact_sheet, save_png_atomic
+from pipeline.metrics.perception import layout_miou, pck
 
 
 def test_layout_miou_on_known_masks():

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
-from pipeline.labels import ATR_LABELS
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.labels import ATR_LABELS
 from pipeline.parsing.schp import (
     SCHP_CHECKPOINTS, affine_transform, flip_permutation, load_schp, person_center_scale,
 )
-from remot_models.schp import ActivatedBatchNorm, AugmentCE2P
+from pipeline.pretrained.schp import ActivatedBatchNorm, AugmentCE2P
 
 # Keys and shapes of the official ResNet-101 AugmentCE2P (networks/AugmentCE2P.py, num_classes=18), as the
 # official checkpoint holds them after stripping ``module.``. Note the official spelling "fushion".

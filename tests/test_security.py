@@ -75,8 +75,8 @@ import yaml  # noqa: E402
 
 
 def test_pipe_shards_in_params_never_run_without_the_opt_in(tmp_path):
-    from pipeline.loader import UnsafeShardURL
-    from pipeline.params import load_params
+    from pipeline.shards.reader import UnsafeShardURL
+    from pipeline.core.params import load_params
     from pipeline.training.runner import run_stage
 
     marker = tmp_path / "out.txt"
@@ -92,7 +92,7 @@ def test_pipe_shards_in_params_never_run_without_the_opt_in(tmp_path):
 @pytest.mark.parametrize("url", ["pipe:touch {m}", "https://example.invalid/a.tar'; touch {m}; echo '",
                                  "s3://bucket/{m}.tar", "gs://b/x.tar", "local.tar::pipe:touch {m}"])
 def test_loader_refuses_every_shell_running_url(tmp_path, url):
-    from pipeline.loader import UnsafeShardURL, make_dataset, make_loader
+    from pipeline.shards.reader import UnsafeShardURL, make_dataset, make_loader
 
     marker = tmp_path / "ran"
     with pytest.raises(UnsafeShardURL, match="allow_shell_urls"):
@@ -103,7 +103,7 @@ def test_loader_refuses_every_shell_running_url(tmp_path, url):
 
 
 def test_loader_opt_in_and_local_urls(tmp_path):
-    from pipeline.loader import check_shard_urls
+    from pipeline.shards.reader import check_shard_urls
 
     assert check_shard_urls(["/a/b.tar", "rel/c.tar", "file:/d.tar"]) == ["/a/b.tar", "rel/c.tar", "file:/d.tar"]
     assert check_shard_urls(["pipe:cat x.tar"], allow_shell_urls=True) == ["pipe:cat x.tar"]
@@ -112,7 +112,7 @@ def test_loader_opt_in_and_local_urls(tmp_path):
 def test_training_deployment_takes_no_parameters():
     from prefect.utilities.callables import parameter_schema
 
-    from pipeline.training.flow import remot
+    from pipeline.orchestration.flow import remot
 
     assert parameter_schema(remot.fn).properties == {}
     with pytest.raises(Exception, match="params_path"):
@@ -173,8 +173,8 @@ def _scheduler_probe() -> dict:
 
 @pytest.mark.timeout(600)
 def test_local_dask_cluster_refuses_clients_without_its_certificates(tmp_path, monkeypatch):
-    from pipeline.params import PreprocessParams
-    from pipeline.parallel import run_all
+    from pipeline.core.params import PreprocessParams
+    from pipeline.stage.executor import run_all
 
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
@@ -189,7 +189,7 @@ def test_local_dask_cluster_refuses_clients_without_its_certificates(tmp_path, m
 
 @pytest.fixture(scope="module")
 def one_sample(tmp_path_factory) -> dict:
-    from pipeline.shards import collect_video, write_shards
+    from pipeline.shards.writer import collect_video, write_shards
     from tests.test_shards import fabricate_video
 
     base = tmp_path_factory.mktemp("crafted")
@@ -221,7 +221,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 
 
 def _decode_peak(sample: dict) -> tuple[Exception | None, int]:
-    from pipeline.loader import decode_sample
+    from pipeline.shards.reader import decode_sample
 
     tracemalloc.start()
     error = None

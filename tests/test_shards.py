@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.artifacts import VideoArtifacts, frame_name
+from pipeline.core.artifacts import VideoArtifacts, frame_name
 from pipeline.pose.mediapipe_body25 import keypoints_to_table, write_pose_parquet
-from pipeline.shards import (
+from pipeline.shards.windows import choose_source_frame, plan_windows, source_seed_material
+from pipeline.shards.writer import (
     INDEX_NAME, MANIFEST_SCHEMA, index_path, ShardInputError, Skip, VideoInputs, collect_video, find_videos, write_manifest, write_shards,
 )
-from pipeline.windows import choose_source_frame, plan_windows, source_seed_material
 
 FIELDS = {"background.png", "flow.npy.gz", "frames.png", "layouts.png", "meta.json", "pose.npy", "source.png",
           "source_layout.png", "source_pose.npy", "valid.png"}
@@ -30,7 +30,7 @@ FIELDS = {"background.png", "flow.npy.gz", "frames.png", "layouts.png", "meta.js
 
 def fabricate_video(root: Path, dataset: str, video: str, split: str, *, n_frames: int = 12, height: int = 48,
                     width: int = 64, fps: float = 25.0, speed: int = 2, offset: int = 0) -> VideoArtifacts:
-    """Write every artefact of a tiny synthetic video under ``root`` (the layout of pipeline.artifacts).
+    """Write every artefact of a tiny synthetic video under ``root`` (the layout of pipeline.core.artifacts).
 
     A 5-band "person" rectangle (labels head/top/bottom/shoes/limbs) moves ``speed`` px right per frame over a
     gradient background; the flow is the exact t -> t-1 motion (dx = -speed on the person), keypoints follow it.
@@ -271,7 +271,7 @@ def test_adding_a_video_keeps_existing_tars_and_writes_only_new_ones(tmp_path):
 
 
 def test_killed_run_leftovers_are_ignored_by_loader_and_cleaned_by_rerun(tmp_path):
-    from pipeline.loader import make_dataset, shard_urls
+    from pipeline.shards.reader import make_dataset, shard_urls
 
     root, out = tmp_path / "data", tmp_path / "out"
     arts = [fabricate_video(root, "ds", f"v{i}", "train", offset=i) for i in range(2)]

@@ -7,11 +7,11 @@ import json
 import cv2
 import numpy as np
 
-from pipeline.artifacts import frame_name
+from pipeline.core.artifacts import frame_name
+from pipeline.core.params import ParseParams
 from pipeline.parsing.stage import make_parser, parse_video, read_keypoints
-from pipeline.params import ParseParams
 from pipeline.pose.stage import load_masks, save_masks
-from pipeline.video_stage import iter_frames_on_disk, load_frames
+from pipeline.stage.per_video import iter_frames_on_disk, load_frames
 from tests.test_shards import fabricate_video
 
 
@@ -34,8 +34,8 @@ def test_streamed_parse_writes_the_same_labels(tmp_path):
 def test_streamed_pose_stage_writes_what_the_whole_video_version_wrote(tmp_path, media):
     import shutil
 
-    from pipeline.artifacts import VideoArtifacts
-    from pipeline.params import PoseParams
+    from pipeline.core.artifacts import VideoArtifacts
+    from pipeline.core.params import PoseParams
     from pipeline.pose.stage import pose_for_frames, pose_video, save_masks
 
     art = VideoArtifacts(tmp_path / "data", "ds", "v0")
@@ -73,9 +73,9 @@ def _atr_parsing(art, n):
 
 def _whole_video_layout(art, n, merge):
     """The layout stage as it was before streaming: every frame in memory, the plate from all of them."""
-    from pipeline.background import background_plate
-    from pipeline.labels import REGIONS
-    from pipeline.parsing.merge import merge_layout, merge_lookup
+    from pipeline.layout.background import background_plate
+    from pipeline.core.labels import REGIONS
+    from pipeline.layout.merge import merge_layout, merge_lookup
     from pipeline.parsing.stage import read_label_pngs
 
     layouts = [merge_layout(labels, merge_lookup(merge)) for labels in read_label_pngs(art.parsing_dir, n)]
@@ -85,8 +85,8 @@ def _whole_video_layout(art, n, merge):
 
 def test_streamed_layout_stage_writes_what_the_whole_video_version_wrote(tmp_path):
     """Videos of up to PLATE_FRAMES frames: identical layouts and background plate, frame by frame in memory."""
-    from pipeline.params import MergeParams
-    from pipeline.parsing.stage import layout_video
+    from pipeline.core.params import MergeParams
+    from pipeline.layout.stage import layout_video
 
     n = 10
     art = fabricate_video(tmp_path / "data", "ds", "v0", "train", n_frames=n, height=64, width=48)
@@ -102,14 +102,14 @@ def test_streamed_layout_stage_writes_what_the_whole_video_version_wrote(tmp_pat
 
 
 def test_layout_plate_of_a_long_video_uses_a_bounded_number_of_frames(tmp_path, monkeypatch):
-    import pipeline.parsing.stage as stage
+    import pipeline.layout.stage as stage
 
     seen = []
     real_plate = stage.background_plate
     monkeypatch.setattr(stage, "background_plate", lambda frames, masks: seen.append(len(frames)) or
                         real_plate(frames, masks))
     monkeypatch.setattr(stage, "PLATE_FRAMES", 8)
-    from pipeline.params import MergeParams
+    from pipeline.core.params import MergeParams
 
     art = fabricate_video(tmp_path / "data", "ds", "v1", "train", n_frames=30, height=64, width=48)
     _atr_parsing(art, 30)

@@ -14,10 +14,10 @@ import torch.multiprocessing as mp
 import yaml
 from safetensors.torch import load_file
 
-from pipeline.errors import BadCheckpoint, RemotError
-from pipeline.params import load_params
-from pipeline.shards import collect_video, write_manifest, write_shards
-from pipeline.training import state as ckpt
+from pipeline.core import checkpoint as ckpt
+from pipeline.core.errors import BadCheckpoint, RemotError
+from pipeline.core.params import load_params
+from pipeline.shards.writer import collect_video, write_manifest, write_shards
 from pipeline.training.runner import StoppedEarly, read_log, run_stage
 from pipeline.training.steps import NonFiniteLoss
 from tests.test_shards import fabricate_video
@@ -166,7 +166,7 @@ def _rank_main(rank: int, root: str, port: int) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from pipeline.params import load_params as load
+    from pipeline.core.params import load_params as load
     from safetensors.torch import save_file
 
     root_path = Path(root)

@@ -24,7 +24,7 @@ def prefect_server(tmp_path):
 def test_flow_trains_three_stages_and_publishes_artifacts(prefect_server, tiny_shards, tmp_path):  # noqa: F811
     root = make_project(tmp_path / "p", tiny_shards, epochs={"layout": 1, "region": 1, "wcn": 1},
                         steps_per_epoch=1, checkpoint_every=1)
-    run = subprocess.run([sys.executable, "-m", "pipeline.training.flow", "run", "--params",
+    run = subprocess.run([sys.executable, "-m", "pipeline.orchestration.flow", "run", "--params",
                           str(root / "params.yaml")], cwd=ROOT, env={**prefect_server, "OMP_NUM_THREADS": "1"},
                          capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

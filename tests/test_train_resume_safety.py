@@ -8,7 +8,7 @@ import json
 import torch
 import yaml
 
-from pipeline.params import load_params
+from pipeline.core.params import load_params
 from pipeline.training.resume import move_aside, run_fingerprint
 from pipeline.training.runner import run_stage
 from tests.test_train import make_project, tiny_shards  # noqa: F401  (fixture)

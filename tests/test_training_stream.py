@@ -2,7 +2,7 @@
 fed a 16-sample shuffle buffer, so a run of samples held one or two videos)."""
 from __future__ import annotations
 
-from pipeline.shards import collect_video, write_shards
+from pipeline.shards.writer import collect_video, write_shards
 from pipeline.training.data import distinct_videos, training_urls
 from tests.test_shards import fabricate_video
 

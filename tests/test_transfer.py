@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from pipeline.cli import main as cli_main
-from pipeline.errors import BadCheckpoint
+from pipeline.core import checkpoint as ckpt
+from pipeline.core.errors import BadCheckpoint
+from pipeline.core.params import Params
 from pipeline.inference.generate import STAGES, CheckpointMissing
 from pipeline.inference.prepare import DrivingVideoError, NoPersonError
 from pipeline.inference.transfer import run_transfer
 from pipeline.inference.video_io import count_frames, read_video, write_mp4
-from pipeline.params import Params
-from pipeline.training import state as ckpt
 from remot_models import LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
 

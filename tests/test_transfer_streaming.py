@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.errors import RemotError
-from tests.test_security import _png_declaring
+from pipeline.core.errors import RemotError
+from pipeline.core.image_limits import ImageTooLarge, check_image_pixels, image_header_size
+from pipeline.core.params import Params
 from pipeline.extract.decode import DecodeError, iter_frames
-from pipeline.image_limits import ImageTooLarge, check_image_pixels, image_header_size
 from pipeline.inference.prepare import PLATE_FRAMES, Preprocessor
 from pipeline.inference.video_io import VideoWriteError, read_video, write_mp4_stream
-from pipeline.params import Params
+from tests.test_security import _png_declaring
 
 
 def test_streamed_driving_matches_the_whole_video_preparation(media, tmp_path):

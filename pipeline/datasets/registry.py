@@ -10,11 +10,11 @@ from pathlib import Path
 
 import cv2
 
+from pipeline.core.params import DATASET_NAME, DatasetSpec, Params, ParamsError, validate_params
 from pipeline.datasets.base import DatasetError, Scan, VideoEntry, list_frames
 from pipeline.datasets.folder import scan_folder
 from pipeline.datasets.iper import scan_iper
 from pipeline.datasets.solodance import scan_solodance
-from pipeline.params import DATASET_NAME, DatasetSpec, Params, ParamsError, validate_params
 
 
 def dataset_root(spec: DatasetSpec, project_root: Path) -> Path:
@@ -105,7 +105,7 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
                 seed: int | None = None, replace: bool = False) -> tuple[Params, Scan]:
     """Validate the layout, then write ``datasets.<name>`` into params.yaml (atomically; it keeps its mode).
     An existing name or a folder inside data_root's outputs is refused unless ``replace``."""
-    from pipeline.atomic import write_bytes
+    from pipeline.core.atomic import write_bytes
 
     if not DATASET_NAME.match(name):
         raise ParamsError(f"dataset name {name!r} must match {DATASET_NAME.pattern}")
@@ -139,7 +139,7 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
 
 def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".")) -> None:
     """The register stage's output: every usable video with its split, read by the extraction stage."""
-    from pipeline.atomic import write_json
+    from pipeline.core.atomic import write_json
 
     root = project_root.resolve()
     rows = []

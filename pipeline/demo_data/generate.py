@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.artifacts import frame_name
+from pipeline.core.artifacts import frame_name
+from pipeline.core.errors import RemotError
+from pipeline.core.labels import BODY25
 from pipeline.demo_data.motions import MOTION_NAMES, draw_drift, draw_knobs, pose_at
 from pipeline.demo_data.render import (draw_appearance, draw_background, figure_extent, render_background,
                                        render_person)
 from pipeline.demo_data.skeleton import forward_kinematics
-from pipeline.errors import RemotError
-from pipeline.labels import BODY25
 
 # Bump when the rendering or the motions change: it is part of every clip's completeness marker, so a
 # re-run regenerates clips made by an older generator instead of skipping them.

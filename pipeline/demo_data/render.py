@@ -17,8 +17,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from pipeline.core.labels import ATR, BODY25_JOINTS
 from pipeline.demo_data.skeleton import PROPORTIONS, SIDES, Skeleton3D, body25_array, project
-from pipeline.labels import ATR, BODY25_JOINTS
 
 # Light from the upper left, towards the person; Lambert shading with ambient keeps the shadow side readable.
 _LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])

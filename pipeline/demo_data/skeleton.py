@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.labels import BODY25, BODY25_JOINTS
+from pipeline.core.labels import BODY25, BODY25_JOINTS
 
 # Segment lengths and offsets as fractions of standing height, from Drillis & Contini's anthropometric table
 # (shoulder at 0.818 H, hip joint 0.530 H, knee 0.285 H, ankle 0.039 H above the floor).

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.core.labels import REGIONS
 from pipeline.inference.generate import one_hot
-from pipeline.labels import REGIONS
 from remot_models import GlobalAlignment
 
 BACKGROUND_LABEL = REGIONS.index("background")

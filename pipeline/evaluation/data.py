@@ -1,14 +1,14 @@
 """Test videos of a dataset and the pairs the evaluation generates.
 
-A test video is read from the per-video artefacts (``pipeline.artifacts``: frames, pose, layout, flow,
-background; completeness checked by ``pipeline.shards.collect_video``), so every frame of the video is
+A test video is read from the per-video artefacts (``pipeline.core.artifacts``: frames, pose, layout, flow,
+background; completeness checked by ``pipeline.shards.writer.collect_video``), so every frame of the video is
 available for sequential generation with temporal state (the shards hold 3-frame windows only).
 
 Pairs (paper 4.2):
 
 * **self** - the paper's protocol: driving = the last ``frames_per_video`` frames of a test video (null: the
   whole remainder, every frame after the first), source = a *forward* frame of the same video
-  (``pipeline.windows.choose_source_frame``: uniformly among the frames before the evaluated clip, seeded by
+  (``pipeline.shards.windows.choose_source_frame``: uniformly among the frames before the evaluated clip, seeded by
   ``evaluate.seed``), so the driving frames are the ground truth.
 * **cross** - cross-identity: the same driving clip, with the source frame of the next test video (sorted order)
   that shows ANOTHER person (:func:`person_id`): iPER ids are ``<person>__<clothing>__<action>``, so the
@@ -30,11 +30,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.artifacts import frame_name
+from pipeline.core.artifacts import frame_name
 
-from pipeline.errors import RemotError
-from pipeline.shards import LoadedVideo, VideoInputs, collect_video, find_videos
-from pipeline.windows import choose_source_frame, source_seed_material
+from pipeline.core.errors import RemotError
+from pipeline.shards.windows import choose_source_frame, source_seed_material
+from pipeline.shards.writer import LoadedVideo, VideoInputs, collect_video, find_videos
 
 
 _LOADED: dict[str, Any] = {"key": None, "video": None}  # the one video held in memory (see module doc)
@@ -42,7 +42,7 @@ _LOADED: dict[str, Any] = {"key": None, "video": None}  # the one video held in 
 
 @dataclass
 class TestVideo:
-    """One test video; the arrays of its evaluated clip (``pipeline.shards.LoadedVideo``, index 0 = frame
+    """One test video; the arrays of its evaluated clip (``pipeline.shards.writer.LoadedVideo``, index 0 = frame
     ``start``) are read on first use of ``loaded``."""
 
     inputs: VideoInputs

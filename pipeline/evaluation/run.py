@@ -26,22 +26,23 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import atomic
+from pipeline.core import atomic
+from pipeline.core.compute import choose_device
+from pipeline.core.labels import REGIONS
+from pipeline.core.params import Params, model_config
+from pipeline.core.runlog import relative_paths, write_log
 from pipeline.evaluation.baselines import METHODS as BASELINES
 from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pairs, release_loaded_video,
                                       require_videos)
-from pipeline.inference.generate import START_RULE, Networks, choose_device, generate_video, load_networks
+from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
-from pipeline.labels import REGIONS
 from pipeline.metrics import Unavailable
 from pipeline.metrics.fid import InceptionFeatures, load_inception
 from pipeline.metrics.lpips import load_lpips
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import tcm
-from pipeline.params import Params, model_config
 from pipeline.pretrained.perceptual import short_name
-from pipeline.runlog import relative_paths, write_log
 
 METHODS = ("remot", *BASELINES)
 METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"), "cross": ("fid", "tcm")}
@@ -151,7 +152,7 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     started = time.perf_counter()
     root = Path(root)
     ep = params.evaluate
-    nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device))
+    nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device, setting="evaluate.device"))
     lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights, backbone_path=root / ep.lpips_weights)
     inception = load_inception(root / ep.inception_weights)
     rows: list[dict[str, Any]] = []

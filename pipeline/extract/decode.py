@@ -8,8 +8,8 @@ from typing import Iterator, Optional
 import cv2
 import numpy as np
 
+from pipeline.core.image_limits import ImageTooLarge, check_image_pixels
 from pipeline.datasets.base import list_frames
-from pipeline.image_limits import ImageTooLarge, check_image_pixels
 
 # Frame folders carry no rate; iPER and SoloDance were recorded at 25-30 fps. Recorded in meta as assumed.
 FRAME_FOLDER_FPS = 25.0

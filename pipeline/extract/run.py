@@ -17,15 +17,15 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from pipeline import atomic
-from pipeline.artifacts import VideoArtifacts, frame_name
+from pipeline.core import atomic
+from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.params import ExtractParams, section_fingerprint
+from pipeline.core.runlog import write_log
 from pipeline.datasets.base import VideoEntry, list_frames
 from pipeline.extract.crop import apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
-from pipeline.params import ExtractParams, section_fingerprint
-from pipeline.runlog import write_log
-from pipeline.video_stage import SkipVideo
+from pipeline.stage.per_video import SkipVideo
 
 # 2: meta.json holds no absolute path, mtime or patch-level version (byte-identical across clones); the
 # input's (size, mtime) moved to an untracked cache beside the outputs.
@@ -194,11 +194,11 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
                    min_frames: int, report_path: Path, engine=None, project_root: Path | None = None) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
 
-    ``engine``: the ``preprocess`` params section (see ``pipeline/parallel.py``); in-process when None.
+    ``engine``: the ``preprocess`` params section (see ``pipeline/stage/executor.py``); in-process when None.
     ``project_root``: sources inside it are recorded relative to it (default: ``data_root``'s parent).
     """
     project_root = Path(project_root) if project_root is not None else Path(data_root).parent
-    from pipeline.parallel import run_all
+    from pipeline.stage.executor import run_all
 
     params_hash = section_fingerprint(cfg) + f"-min{min_frames}"
     report = ExtractReport()

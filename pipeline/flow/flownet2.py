@@ -1,7 +1,7 @@
 """FlowNet2 (the paper's flow targets, sec. 4 "use the optical flow obtained by FlowNet2 as ground truth").
 
 ``load_flownet2`` reads the official NVIDIA/flownet2-pytorch checkpoint ``FlowNet2_checkpoint.pth.tar`` (the
-converted Caffe FlowNet2 weights) into ``remot_models.flownet2.FlowNet2``; nothing is ever downloaded.
+converted Caffe FlowNet2 weights) into ``pipeline.pretrained.flownet2.FlowNet2``; nothing is ever downloaded.
 ``FlowNet2Backend`` wraps the network behind the ``FlowBackend`` interface.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from pipeline.flow.base import FlowBackend, check_image_pair
-from remot_models.flownet2 import FlowNet2
+from pipeline.pretrained.flownet2 import FlowNet2
 
 FLOWNET2_FILE = "FlowNet2_checkpoint.pth.tar"
 FLOWNET2_SOURCE = (

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights, raft_large, raft_small
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from pipeline.flow.base import FlowBackend, check_image_pair
 
 

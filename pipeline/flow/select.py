@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import atomic
-from pipeline.atomic import TEMP_PREFIX
-from pipeline.errors import WeightsNotFound
+from pipeline.core import atomic
+from pipeline.core.atomic import TEMP_PREFIX
+from pipeline.core.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
 from pipeline.flow.dis import DisFlowBackend
 
@@ -138,7 +138,7 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
     if flow.ndim != 4 or flow.shape[1] != 2 or valid.shape != (flow.shape[0], 1) + flow.shape[2:]:
         raise ValueError(f"expected flow (T, 2, H, W) and valid (T, 1, H, W), got {flow.shape} and {valid.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same temp naming as pipeline.atomic, so remove_stale_temps cleans up after a killed run.
+    # Same temp naming as pipeline.core.atomic, so remove_stale_temps cleans up after a killed run.
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", delete=False)
     try:
         with handle:

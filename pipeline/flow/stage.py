@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.artifacts import VideoArtifacts
+from pipeline.core.artifacts import VideoArtifacts
 from pipeline.flow.base import FlowBackend
 from pipeline.flow.select import compute_video_flow_stream, make_flow_backend, save_flow_npz
-from pipeline.video_stage import iter_frames_on_disk
+from pipeline.stage.entry import Stage, StageContext, summary
+from pipeline.stage.per_video import iter_frames_on_disk, run_video_stage
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,19 @@ def flow_video(video: VideoArtifacts, meta: dict, spec: FlowSpec) -> dict:
     save_flow_npz(video.flow_file, flow, valid, backend.name)
     return {"backend": backend.name, "valid_fraction": round(float(valid[1:].mean()), 4) if len(valid) > 1
             else None}
+
+
+def body(ctx: StageContext) -> str:
+    cfg = ctx.params.flow
+    weights = {"auto": cfg.flownet2_weights, "flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
+    spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
+    backend, notes = flow_backend(spec)
+    print("\n".join(notes))
+    report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",
+                             lambda video, meta: [], partial(flow_video, spec=spec),
+                             lambda video: [video.flow_file], ctx.report_path("flow"), ctx.params.preprocess)
+    return summary("flow", ctx.dataset, report.run_log()["counts"], ctx.report_path("flow"))
+
+
+STAGE = Stage("DVC stage `flow@<dataset>`: optical flow t -> t-1 and its validity mask per video (FlowNet2 with "
+              "its weights, otherwise OpenCV DIS, loudly; the backend that ran is recorded in every output).", body)

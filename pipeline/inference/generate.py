@@ -5,7 +5,7 @@ The recurrence itself (what each network receives, its own previous outputs, the
 (``pipeline.training.steps``), so inference feeds them exactly what training did. This module adds the
 array <-> tensor conversions, checkpoint loading and per-frame timing.
 
-Checkpoints: ``<checkpoint root>/<stage>/final`` for stage in layout, region, wcn (``pipeline.training.state``
+Checkpoints: ``<checkpoint root>/<stage>/final`` for stage in layout, region, wcn (``pipeline.core.checkpoint``
 format), checked against the params' model config before loading (``check_model_config``).
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from pipeline.errors import RemotError
+from pipeline.core import checkpoint as ckpt
+from pipeline.core.checkpoint import build_generator
+from pipeline.core.errors import RemotError
 from pipeline.pose.render import render_pose_map
-from pipeline.training import state as ckpt
 from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
 from remot_models.sequence import START_RULE, Generators, generate_sequence
@@ -44,18 +45,6 @@ class Networks:
     device: torch.device
     folders: dict[str, Path]
     info: dict[str, Any] = field(default_factory=dict)  # per stage: step, profile, git revision, vgg19 backend
-
-
-def choose_device(preference: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RemotError("device 'cuda' was asked for but no CUDA device is available: use auto or cpu")
-    return torch.device("cuda" if preference in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-
-
-def build_generator(stage: str, cfg: ModelConfig) -> torch.nn.Module:
-    """The untrained generator of ``stage`` (layout | region | wcn)."""
-    return {"layout": LayoutGenerator, "region": RegionGenerator, "wcn": WholeCompositionNetwork}[stage](cfg)
 
 
 def stage_folder(checkpoint_root: Path | str, stage: str) -> Path:

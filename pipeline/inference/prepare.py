@@ -9,10 +9,10 @@ Both inputs go through the same code as the DVC stages, so a model sees at test 
   still), optional ``pose.smoothing_window`` as in the pose stage;
 * parsing: ``pipeline.parsing.stage.make_parser(params.parse)`` (SCHP when its weights exist and
   ``parse.backend`` allows it, else the offline parser - recorded), merged 18 -> 6 regions by ``params.merge``;
-* background: the driving video's plate (``pipeline.background.background_plate``: per-pixel temporal median
+* background: the driving video's plate (``pipeline.layout.background.background_plate``: per-pixel temporal median
   of the non-person pixels), which is what ``remot transfer`` composes the person on.
 
-Every failure is a :class:`pipeline.errors.RemotError` subclass that names the file and the fix.
+Every failure is a :class:`pipeline.core.errors.RemotError` subclass that names the file and the fix.
 """
 from __future__ import annotations
 
@@ -24,22 +24,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.background import background_plate
-from pipeline.errors import RemotError, SkipVideo
-from pipeline.image_limits import check_image_pixels
+from pipeline.core.errors import RemotError, SkipVideo
+from pipeline.core.image_limits import check_image_pixels
+from pipeline.core.labels import REGIONS
+from pipeline.core.params import Params
 from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info, to_rgb
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
-from pipeline.labels import REGIONS
-from pipeline.params import Params
-from pipeline.parsing.merge import merge_layout, merge_lookup
-from pipeline.parsing.stage import PLATE_FRAMES, Parser, evenly_spaced, make_parser  # the layout stage's plate rule
+from pipeline.layout.background import background_plate
+from pipeline.layout.merge import merge_layout, merge_lookup
+from pipeline.layout.stage import PLATE_FRAMES, evenly_spaced  # the layout stage's plate rule
+from pipeline.parsing.stage import Parser, make_parser
 from pipeline.pose.mediapipe_body25 import (backend_name, detection_rate, estimate_video, iter_estimate,
                                             smooth_keypoints)
 from pipeline.pose.stage import pose_for_frames
 
 BACKGROUND_LABEL = REGIONS.index("background")
-BACKGROUND_RULE = ("the driving video's background plate (pipeline.background.background_plate: temporal median "
+BACKGROUND_RULE = ("the driving video's background plate (pipeline.layout.background.background_plate: temporal median "
                    "of the pixels outside the parsed person)")
 
 

@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pipeline.inference.generate import START_RULE, choose_device, iter_generate, load_networks
+from pipeline.core.compute import choose_device
+from pipeline.core.errors import RemotError
+from pipeline.core.params import Params, model_config
+from pipeline.inference.generate import START_RULE, iter_generate, load_networks
 from pipeline.inference.prepare import BACKGROUND_RULE, PLATE_FRAMES, Preprocessor
 from pipeline.inference.video_io import side_by_side, write_mp4_stream
-from pipeline.errors import RemotError
-from pipeline.params import Params, model_config
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from pipeline.atomic import TEMP_PREFIX, set_mode_like
-from pipeline.errors import RemotError
+from pipeline.core.atomic import TEMP_PREFIX, set_mode_like
+from pipeline.core.errors import RemotError
 
 FOURCC = "mp4v"  # MPEG-4 Part 2: the encoder every opencv-python wheel ships (H.264 needs an external codec)
 

@@ -47,7 +47,7 @@ import torchvision
 from scipy import linalg
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
 
-from pipeline.errors import BadCheckpoint
+from pipeline.core.errors import BadCheckpoint
 from pipeline.metrics import Unavailable
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -313,7 +313,7 @@ def load_inception(path: Path | str | None = None) -> InceptionFeatures | Unavai
     ``path``: a checkpoint file or a folder holding ``pt_inception-2015-12-05-6726825d.pth`` and/or
     ``inception_v3_google-0cc3c7bd.pth``. A file named like the torchvision checkpoint is loaded as
     torchvision's network; any other file as the FID Inception. A present but mismatching file raises
-    ``pipeline.errors.BadCheckpoint``.
+    ``pipeline.core.errors.BadCheckpoint``.
     """
     path = Path(path) if path is not None else None
     if path is not None and path.is_file():  # an explicit file wins over anything cached

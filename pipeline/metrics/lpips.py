@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from pipeline.errors import BadCheckpoint
+from pipeline.core.errors import BadCheckpoint
 from pipeline.metrics import Unavailable
 
 LIN_URL = "https://github.com/richzhang/PerceptualSimilarity/tree/master/lpips/weights/v0.1"
@@ -199,7 +199,7 @@ def load_lpips(net: str = "alex", lin_path: Path | str | None = None,
     """LPIPS v0.1 with the official weights, or ``Unavailable`` naming every missing file and its source.
 
     ``net``: "alex" (the paper's default LPIPS) or "vgg". See the module doc for where each file is looked up.
-    A file that exists but does not match the network raises ``pipeline.errors.BadCheckpoint``.
+    A file that exists but does not match the network raises ``pipeline.core.errors.BadCheckpoint``.
     """
     if net not in NETS:
         raise ValueError(f"unknown LPIPS network {net!r}; choose one of {sorted(NETS)}")

@@ -58,7 +58,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.labels import ATR, BODY25
+from pipeline.core.labels import ATR, BODY25
 
 OFFLINE_PARSER_NAME = "offline-mediapipe-geometry-v1"
 

@@ -1,6 +1,6 @@
 """SCHP human parsing: the official-checkpoint loader and SCHP's own inference recipe.
 
-The network lives in ``remot_models/schp.py``; this module does the I/O and reproduces what SCHP's
+The network lives in ``pipeline/pretrained/schp.py``; this module does the I/O and reproduces what SCHP's
 ``simple_extractor.py`` / ``evaluate.py`` do around it (GoGoDuck912/Self-Correction-Human-Parsing):
 
 1. person box = the whole frame, widened or heightened to the network input's aspect ratio and centred
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
-from pipeline.labels import ATR_LABELS, LIP_LABELS
-from remot_models.schp import AugmentCE2P, fusion_logits
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.labels import ATR_LABELS, LIP_LABELS
+from pipeline.pretrained.schp import AugmentCE2P, fusion_logits
 
 SCHP_README_URL = "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing#simple-out-of-box-extractor"
 

@@ -66,9 +66,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import atomic
-from pipeline.errors import WeightsNotFound
-from pipeline.labels import BODY25, BODY25_JOINTS
+from pipeline.core import atomic
+from pipeline.core.errors import WeightsNotFound
+from pipeline.core.labels import BODY25, BODY25_JOINTS
 
 # BODY_25 index -> MediaPipe landmark index, for the joints that are copied directly.
 DIRECT_MAP: dict[int, int] = {

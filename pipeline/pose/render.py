@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.labels import BODY25_COLORS, BODY25_LIMBS
+from pipeline.core.labels import BODY25_COLORS, BODY25_LIMBS
 
 
 def render_pose_map(keypoints: np.ndarray, height: int, width: int, thickness: int = 4,

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import io
+from functools import partial
 
 import numpy as np
 
-from pipeline import atomic
-from pipeline.artifacts import VideoArtifacts
-from pipeline.params import PoseParams
+from pipeline.core import atomic
+from pipeline.core.artifacts import VideoArtifacts
+from pipeline.core.params import PoseParams, section_fingerprint
 from pipeline.pose.mediapipe_body25 import (PoseResult, backend_name, detection_rate, estimate_video, iter_estimate,
                                             keypoints_to_table, smooth_keypoints, write_pose_parquet)
-from pipeline.video_stage import SkipVideo, iter_frames_on_disk
+from pipeline.stage.entry import Stage, StageContext, summary
+from pipeline.stage.per_video import SkipVideo, iter_frames_on_disk, run_video_stage
 
 
 def save_masks(video: VideoArtifacts, masks: np.ndarray) -> None:
@@ -79,3 +81,15 @@ def pose_video(video: VideoArtifacts, meta: dict, cfg: PoseParams) -> dict:
 
 def pose_outputs(video: VideoArtifacts) -> list:
     return [video.pose_table, video.person_masks]
+
+
+def body(ctx: StageContext) -> str:
+    cfg = ctx.params.pose
+    report = run_video_stage("pose", ctx.dataset, ctx.data_root, "pose-v1:" + section_fingerprint(cfg),
+                             lambda video, meta: [], partial(pose_video, cfg=cfg), pose_outputs,
+                             ctx.report_path("pose"), ctx.params.preprocess)
+    return summary("pose", ctx.dataset, report.run_log()["counts"], ctx.report_path("pose"))
+
+
+STAGE = Stage("DVC stage `pose@<dataset>`: MediaPipe pose -> BODY_25 keypoints (parquet) + person masks per video.",
+              body)

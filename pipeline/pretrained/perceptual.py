@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from pipeline.errors import WeightsNotFound
+from pipeline.core.errors import WeightsNotFound
 from pipeline.pretrained.vgg19 import find_vgg19_checkpoint, load_vgg19
 
 INCEPTION_LAYERS = ("conv_2", "conv_4", "mixed_2", "mixed_7")  # eq. 7's layers j for the Inception backbone

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pipeline.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from remot_models.losses import VGG19Features
 
 VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
@@ -37,7 +37,7 @@ def load_vgg19(path: Path | None = None, seed: int = 0) -> tuple[VGG19Features, 
 
     Returns ``(VGG19Features, {"vgg19": "torchvision-imagenet", "path": ...})`` when the official checkpoint is
     found; it is read with ``torch.load(weights_only=True)`` and loaded with strict torchvision key matching
-    (a mismatch raises :class:`pipeline.errors.BadCheckpoint` naming the file). Otherwise warns and returns a
+    (a mismatch raises :class:`pipeline.core.errors.BadCheckpoint` naming the file). Otherwise warns and returns a
     random-init VGG19 built under ``torch.manual_seed(seed)`` (the global RNG is left untouched) with
     ``{"vgg19": f"random-init(seed={seed})", "reason": ...}``.
     """

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import RemotError
+from pipeline.core.errors import RemotError
 
 PROFILE_DIR = Path(__file__).resolve().parent
 PROFILES = ("demo", "learn", "paper")
@@ -47,7 +47,7 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def profile_params(name: str, params_file: Path) -> dict[str, Any]:
     """params.yaml (``params_file``) with profile ``name`` on top, validated by the params schema."""
-    from pipeline.params import validate_params
+    from pipeline.core.params import validate_params
 
     merged = merge(yaml.safe_load(Path(params_file).read_text()), overlay(name))
     validate_params(merged, f"{params_file} + profile {name}")

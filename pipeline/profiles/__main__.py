@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import atomic
-from pipeline.errors import RemotError
+from pipeline.core import atomic
+from pipeline.core.errors import RemotError
 from pipeline.profiles import PROFILES, profile_params
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """The training stream, with a loader position that a checkpoint can restore exactly.
 
-What we chose (see pipeline.loader for the stream itself): the **resampled** WindowDataset, endless, keyed by
+What we chose (see pipeline.shards.reader for the stream itself): the **resampled** WindowDataset, endless, keyed by
 (seed, epoch, rank, worker). An epoch is exactly ``steps_per_epoch`` batches taken from the stream of that
 epoch. The loader position is therefore two integers, (epoch, batches consumed in it); on resume the stream of
 that epoch is rebuilt and fast-forwarded by skipping the consumed *raw* samples inside each worker before they
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.errors import RemotError
-from pipeline.loader import (WindowDataset, collate_windows, decode_sample, derive_seed,
+from pipeline.core.errors import RemotError
+from pipeline.shards.reader import (WindowDataset, collate_windows, decode_sample, derive_seed,
                              shard_urls)
 
 

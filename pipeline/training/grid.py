@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline import atomic
+from pipeline.core import atomic
 
 # RGB per region, in remot_models.REGIONS order (head, top, bottom, shoes, limbs, background).
 LAYOUT_PALETTE = torch.tensor([[255, 200, 40], [220, 40, 40], [40, 80, 220], [60, 60, 60], [240, 160, 130],

@@ -1,10 +1,10 @@
-"""The training loop of one GAN stage, shared by the Prefect flow (``pipeline.training.flow``) and the DVC stages
+"""The training loop of one GAN stage, shared by the Prefect flow (``pipeline.orchestration.flow``) and the DVC stages
 (``stages/train_*.py``): device choice, optional multi-rank data parallelism, bf16 autocast on CUDA, progress
 bar, per-step loss log, NaN/inf guard, checkpoints every N steps and at the end, exact resume.
 
 Outputs of stage ``S`` (paths from ``params.train``, relative to the project root)::
 
-    models/S/step-NNNNNN/, models/S/latest.json    versioned checkpoints (pipeline.training.state)
+    models/S/step-NNNNNN/, models/S/latest.json    versioned checkpoints (pipeline.core.checkpoint)
     models/S/losses.jsonl                          the run's per-step loss log (truncated to the checkpoint on resume)
     models/S/final/                                the last checkpoint again: the DVC output
     plots/train/S.csv                              per-step losses for `dvc plots` (rewritten at checkpoints)
@@ -41,12 +41,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pipeline import atomic
-from pipeline.errors import RemotError
-from pipeline.loader import check_shard_urls, derive_seed
-from pipeline.params import Params, model_config, section_fingerprint
-from pipeline.runlog import relative_paths, write_log
-from pipeline.training import state as ckpt
+from pipeline.core import atomic
+from pipeline.core import checkpoint as ckpt
+from pipeline.core.compute import cap_torch_threads, choose_device
+from pipeline.core.errors import RemotError
+from pipeline.core.params import Params, model_config, section_fingerprint
+from pipeline.core.runlog import relative_paths, write_log
+from pipeline.shards.reader import check_shard_urls, derive_seed
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
 from pipeline.training.resume import (NON_TRAJECTORY_FIELDS, describe_difference, move_aside,  # noqa: F401
@@ -104,16 +105,6 @@ def init_distributed(device_kind: str) -> tuple[int, int, int]:
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     return 0, 1, 0
-
-
-def choose_device(preference: str, local_rank: int) -> torch.device:
-    """``auto``: CUDA (this rank's GPU) when available, else CPU; ``cuda`` without a GPU is an error."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RemotError("train.device is 'cuda' but no CUDA device is available: set train.device: auto or cpu")
-    if preference in ("auto", "cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def git_revision(root: Path) -> str:
@@ -194,7 +185,7 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     tp = params.train
     cfg = model_config(params.model)
     rank, world, local_rank = init_distributed("cuda" if tp.device != "cpu" and torch.cuda.is_available() else "cpu")
-    device = choose_device(tp.device, local_rank)
+    device = choose_device(tp.device, local_rank, setting="train.device")
     paths = StagePaths.of(params, root, stage)
     if is_shard_url(tp.shards):  # object storage etc.: the URLs name the split's shards directly
         urls, manifest_sha = check_shard_urls(training_urls(tp.shards, tp.split), tp.allow_shell_urls), None
@@ -402,8 +393,6 @@ def short_backends(backends: dict[str, Any]) -> dict[str, str]:
 
 def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) -> dict[str, torch.nn.Module]:
     """The trained generators of ``stages`` from ``models/<stage>/final`` (a later stage trains on their outputs)."""
-    from pipeline.inference.generate import build_generator
-
     generators = {}
     for stage in stages:
         folder = root / params.train.out / stage / "final"
@@ -414,40 +403,3 @@ def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) ->
         generators[stage] = build_generator(stage, cfg)
         ckpt.load_modules(folder, {"generator": generators[stage]})
     return generators
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-
-def stage_cli(stage: str, argv: list[str] | None = None) -> int:
-    """``python -m stages.train_<stage> [--params params.yaml]`` (also under ``torchrun``). Exit 2 on a user
-    error (missing shards, wrong checkpoint), 1 on a NaN/inf loss."""
-    import argparse
-
-    from pipeline.params import load_params
-
-    parser = argparse.ArgumentParser(description=f"Train the REMOT {stage} stage (see pipeline.training.runner)")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--stop-after", type=int, default=None, help="stop after this step (testing resume)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("REMOT_TORCH_THREADS", "64")))))
-    try:
-        params = load_params(args.params)
-        result = run_stage(stage, params, Path(args.params).resolve().parent, stop_after=args.stop_after)
-        if result.metrics_path is not None:
-            speed = (f"{result.steps_per_s:.2f} steps/s" if result.steps_per_s is not None
-                     else "already trained, nothing left to run")
-            print(f"train {stage}: {result.steps} steps, {speed}; metrics in {result.metrics_path}")
-        return 0
-    except StoppedEarly as exc:
-        print(str(exc), file=sys.stderr)
-        return 3
-    except NonFiniteLoss as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except RemotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()

@@ -43,7 +43,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.errors import RemotError
+from pipeline.core.errors import RemotError
 from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, LayoutGenerator,
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig

@@ -1,0 +1,116 @@
+"""Prefect flow ``remot`` (deployment ``train``): the paper's training schedule (3.3).
+
+The stages run in order, each on the frozen outputs of the ones before (trained as used,
+``pipeline.training.steps``): Layout GAN, Region GAN on its predicted layouts, WCN on both. Each task runs
+``pipeline.training.runner.run_stage`` - the code the DVC stages run - so a retried or re-run task resumes from
+its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), never for a NaN/inf loss or a
+configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
+final losses and a markdown artifact with the sample grid (PNG, embedded as base64, and its path).
+
+    python -m pipeline.orchestration.flow run   [--params params.yaml]   # in-process, no server (`make train`)
+    python -m pipeline.orchestration.flow serve [--params params.yaml]   # serve deployment remot/train (`make serve`)
+
+The flow takes **no run parameters**: the params file is fixed by whoever starts ``run``/``serve`` (``--params``,
+passed to the flow run through the ``REMOT_PARAMS`` environment variable, which the served deployment's runs
+inherit). A deployment parameter naming a file would let anyone who can reach the Prefect API train from a params
+file of their choosing, and a params file can name shard URLs and output folders.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from pipeline.core.errors import RemotError
+from pipeline.core.params import load_params
+
+
+def _retry_on_io_error(task_obj, task_run, state) -> bool:
+    """Retry a stage only when it failed on I/O (a later attempt resumes from the last checkpoint)."""
+    try:
+        state.result()
+    except RemotError:
+        return False  # NaN/inf loss, missing shards, wrong checkpoint: the same inputs fail the same way
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is a bug: do not hide it behind retries
+        return False
+    return False
+
+
+@task(name="train-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error,
+      task_run_name="train-{stage}")
+def train_stage(stage: str, params_path: str) -> dict[str, Any]:
+    """Train one stage to the end of its schedule; returns its metrics and publishes its artifacts."""
+    from pipeline.training.runner import run_stage
+
+    params_file = Path(params_path).resolve()
+    result = run_stage(stage, load_params(params_file), params_file.parent)
+    if result.metrics_path is None:  # not rank 0 (flows run single-process; kept for completeness)
+        return {"stage": stage, "steps": result.steps}
+    create_table_artifact(
+        key=f"train-{stage}-losses",
+        table=[{"term": k, "value": round(v, 6)} for k, v in sorted(result.final_losses.items())],
+        description=f"{stage}: mean losses over the last epoch ({result.steps} steps, "
+                    + (f"{result.steps_per_s:.2f} steps/s)" if result.steps_per_s is not None
+                       else "already trained)"))
+    png = base64.b64encode(Path(result.grid_path).read_bytes()).decode()
+    create_markdown_artifact(
+        key=f"train-{stage}-samples",
+        markdown=f"### {stage}: samples after step {result.steps}\n\n`{result.grid_path}`\n\n"
+                 f"![{stage} samples](data:image/png;base64,{png})\n",
+        description="source | driving pose | layout | regions | output | ground truth")
+    return result.metrics
+
+
+PARAMS_ENV = "REMOT_PARAMS"
+
+
+def served_params_path() -> str:
+    """The params file this process was started for (``REMOT_PARAMS``, else ./params.yaml), absolute."""
+    return str(Path(os.environ.get(PARAMS_ENV) or "params.yaml").resolve())
+
+
+@flow(name="remot", log_prints=True)
+def remot() -> dict[str, Any]:
+    """Paper 3.3: the three stages separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
+    layouts), WCN (on both)."""
+    params_path = served_params_path()
+    load_params(params_path)  # a bad params file fails here, before any task starts
+    layout_metrics = train_stage("layout", params_path)
+    region_metrics = train_stage("region", params_path)
+    wcn_metrics = train_stage("wcn", params_path)
+    return {"layout": layout_metrics, "region": region_metrics, "wcn": wcn_metrics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="REMOT training flow (Prefect flow remot, deployment train)")
+    parser.add_argument("command", choices=["run", "serve"])
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params_path = Path(args.params).resolve()
+    try:
+        load_params(params_path)  # fail here, before a server or a run exists, on a missing or invalid file
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ[PARAMS_ENV] = str(params_path)
+    if args.command == "serve":
+        remot.serve(name="train")
+        return 0
+    try:
+        remot()
+        return 0
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

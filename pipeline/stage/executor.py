@@ -1,0 +1,97 @@
+"""Fan per-video work out on an existing engine: in-process, local worker processes, or a Dask cluster.
+
+``preprocess.executor`` in params.yaml picks the engine; the stage code is the same for all three:
+
+* ``inprocess`` — a plain loop (no Prefect, no extra processes; the default, and the fastest for small data);
+* ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
+  single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
+  temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it;
+* ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tcp://host:8786``).
+
+Work functions must be picklable (module-level functions, ``functools.partial`` of them), and every failure is
+returned as a value rather than raised, so one bad video never fails the flow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pipeline.core.errors import SkipVideo
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item: ``info`` when it went through, else ``skipped`` (the reason)."""
+
+    info: dict | None = None
+    skipped: str | None = None
+    started: float = 0.0  # wall-clock (time.time) span of the work, wherever it ran: for throughput figures
+    finished: float = 0.0
+
+
+def call(fn: Callable[..., dict], *args: Any) -> Outcome:
+    started = time.time()
+    try:
+        info = fn(*args)
+        return Outcome(info={**info, "seconds": round(time.time() - started, 3)}, started=started,
+                       finished=time.time())
+    except SkipVideo as exc:
+        return Outcome(skipped=str(exc), started=started, finished=time.time())
+    except Exception as exc:  # one bad video never sinks the dataset run
+        return Outcome(skipped=f"{type(exc).__name__}: {exc}", started=started, finished=time.time())
+
+
+def local_cluster_security():
+    """Mutual TLS with a throw-away CA for the local cluster of executor ``processes``.
+
+    Its scheduler and workers listen on loopback ports, and a Dask scheduler runs whatever a connected client
+    submits: without TLS any other account on a shared machine that finds the port can run code as this user.
+    The temporary certificates exist only in this process's memory (and its workers'), so only they can connect.
+    """
+    from distributed.security import Security
+
+    return Security.temporary()
+
+
+def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None, name: str = "preprocess",
+            on_done: Callable[[int, Outcome], None] | None = None) -> list[Outcome]:
+    """``fn(*item)`` for every item on ``engine`` (the ``preprocess`` params section: executor, workers,
+    dask_address; None = in-process); returns one Outcome per item, in item order.
+
+    ``on_done(index, outcome)`` runs in this process as each item's outcome arrives (in item order), so a
+    caller can record finished work right away: a run killed later keeps what was done.
+    """
+    def done(index: int, outcome: Outcome) -> Outcome:
+        if on_done is not None:
+            on_done(index, outcome)
+        return outcome
+
+    executor = engine.executor if engine is not None else "inprocess"
+    if executor == "inprocess" or not items:
+        from tqdm import tqdm
+
+        return [done(i, call(fn, *item)) for i, item in enumerate(tqdm(items, desc=name, unit="video", disable=None))]
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    if executor == "dask":  # the params schema guarantees an address
+        runner = DaskTaskRunner(address=engine.dask_address)
+    else:
+        # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
+        security = local_cluster_security()
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
+                                                "processes": True, "dashboard_address": None,
+                                                "protocol": "tls://", "security": security},
+                                client_kwargs={"security": security})
+
+    @task(name=f"{name}-video")
+    def one(item: tuple) -> Outcome:
+        return call(fn, *item)
+
+    @flow(name=name, task_runner=runner, log_prints=False)
+    def fan_out() -> list[Outcome]:
+        futures = [one.submit(item) for item in items]
+        return [done(i, future.result()) for i, future in enumerate(futures)]
+
+    return fan_out()

@@ -1,0 +1,129 @@
+"""Training speed per GAN stage: optimizer steps per second (generator + discriminator update) on a synthetic
+batch of the loader's format, data loading excluded (see tests.benchmarks.shards). CPU, one thread:
+
+* ``before`` / ``after`` of the Region GAN step's speed-up, in one run: ``perceptual_on: regions`` (eq. 7 on each
+  of the 5 region images: 10 VGG19 passes per frame, the previous step's cost) against the default
+  ``foreground`` (2 passes per frame) with VGG19 and with the offline default backbone (fid-inception), one
+  generated frame per step (``sequence_length`` 1), tiny profile at 256x192 (quick mode: 128x96);
+* every stage as ``make learn`` trains it (its model at 128x96, 3 recurrent frames per step).
+
+With CUDA also the paper profile at 256x192 (bf16 autocast, as train.amp does)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.inference.generate import build_generator
+from pipeline.pretrained.perceptual import load_perceptual
+from pipeline.training.steps import build_steps
+from remot_models.config import ModelConfig
+from remot_models.losses import VGG19Features
+
+
+def synthetic_batch(batch: int, height: int, width: int, t: int = 3) -> dict:
+    """A random batch with the fields and value ranges of pipeline.shards.reader's windows of ``t`` frames."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 6, (batch, t, height, width), generator=g)
+    layouts = torch.nn.functional.one_hot(labels, 6).permute(0, 1, 4, 2, 3).float()
+    keypoints = torch.rand(batch, t, 25, 3, generator=g) * torch.tensor([width, height, 1.0])
+    return {"frames": torch.rand(batch, t, 3, height, width, generator=g) * 2 - 1,
+            "poses": torch.rand(batch, t, 3, height, width, generator=g) * 2 - 1,
+            "keypoints": keypoints, "layouts": layouts,
+            "flow": torch.randn(batch, t, 2, height, width, generator=g),
+            "valid": torch.ones(batch, t, 1, height, width),
+            "background": torch.rand(batch, 3, height, width, generator=g) * 2 - 1,
+            "source": torch.rand(batch, 3, height, width, generator=g) * 2 - 1,
+            "source_layout": layouts[:, 0], "meta": [{}] * batch}
+
+
+def _rate(stage: str, cfg: ModelConfig, device: torch.device, batch: dict, steps: int, amp: bool,
+          sequence_length: int = 3, perceptual: torch.nn.Module | None = None) -> float:
+    torch.manual_seed(0)
+    vgg = perceptual if perceptual is not None else VGG19Features()  # random init: speed only
+    upstream = {name: build_generator(name, cfg) for name in ("layout", "region")}
+    trainer = build_steps(stage, cfg, device, 2e-4, (0.5, 0.999), amp, vgg=vgg, upstream=upstream,
+                          sequence_length=sequence_length)
+    trainer.train_step(batch, 0)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        trainer.train_step(batch, i + 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def step_gflops(stage: str, cfg: ModelConfig, batch: dict, sequence_length: int = 3) -> float:
+    """Floating-point operations (GFLOP, forward + backward, torch's FLOP counter: convolutions and matmuls) of one
+    training step of ``stage``, counted while it runs on the CPU."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    upstream = {name: build_generator(name, cfg) for name in ("layout", "region")}
+    trainer = build_steps(stage, cfg, torch.device("cpu"), 2e-4, (0.5, 0.999), False, vgg=VGG19Features(),
+                          upstream=upstream, sequence_length=sequence_length)
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(batch, 1)
+    return counter.get_total_flops() / 1e9
+
+
+def learn_config() -> ModelConfig:
+    """The model of the ``learn`` profile (pipeline/profiles/learn.yaml)."""
+    from pipeline.core.params import model_config, validate_params
+    from pipeline.profiles import profile_params
+
+    root = Path(__file__).resolve().parents[2]
+    return model_config(validate_params(profile_params("learn", root / "params.yaml")).model)
+
+
+def run(quick: bool = True) -> list[dict]:
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cpu = torch.device("cpu")
+        size = (128, 96) if quick else (256, 192)
+        one = synthetic_batch(1, *size, t=1)
+        tiny = ModelConfig.from_profile("tiny")
+        inception, _ = load_perceptual("fid-inception", None)
+        variants = (("before", dataclasses.replace(tiny, perceptual_on="regions"), None, "vgg19"),
+                    ("after", tiny, None, "vgg19"), ("after", tiny, inception, "fid-inception"))
+        for label, cfg, net, backbone in variants:
+            rate = _rate("region", cfg, cpu, one, 2 if quick else 5, amp=False, sequence_length=1, perceptual=net)
+            rows.append({"area": "training",
+                         "name": f"region steps/s {label}, {backbone} (tiny, {size[0]}x{size[1]}, 1 frame)",
+                         "value": round(rate, 3), "unit": "steps/s", "device": "cpu",
+                         "notes": f"1 thread; perceptual_on={cfg.perceptual_on}; G+D update; no data loading"})
+        learn, batch = learn_config(), synthetic_batch(1, 128, 96, t=3)
+        for stage in ("layout", "region", "wcn"):
+            rate = _rate(stage, learn, cpu, batch, 2 if quick else 10, amp=False)
+            rows.append({"area": "training", "name": f"{stage} steps/s (learn profile, 128x96, 3 frames)",
+                         "value": round(rate, 3), "unit": "steps/s", "device": "cpu",
+                         "notes": "1 thread; G+D update over 3 recurrent frames (+ bootstrap); no data loading"})
+        if not quick:  # the paper profile's cost per step, for the README's GPU-hours estimate
+            paper, batch = ModelConfig.from_profile("paper"), synthetic_batch(1, 256, 192)
+            for stage in ("layout", "region", "wcn"):
+                rows.append({"area": "training", "name": f"{stage} GFLOP per step (paper, 256x192, batch 1, 3 frames)",
+                             "value": round(step_gflops(stage, paper, batch), 1), "unit": "GFLOP", "device": "cpu",
+                             "notes": "torch.utils.flop_counter, forward + backward of G and D, incl. VGG19"})
+        if torch.cuda.is_available():
+            gpu = torch.device("cuda")
+            batch = synthetic_batch(1, 256, 192)
+            for stage in ("layout", "region", "wcn"):
+                rate = _rate(stage, ModelConfig.from_profile("paper"), gpu, batch, 5 if quick else 20, amp=True)
+                rows.append({"area": "training", "name": f"{stage} steps/s (paper, 256x192, batch 1, 3 frames)",
+                             "value": round(rate, 3), "unit": "steps/s", "device": torch.cuda.get_device_name(0),
+                             "notes": "bf16 autocast; G+D update; no data loading"})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

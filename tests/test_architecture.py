@@ -1,0 +1,184 @@
+"""The layering, read from the code's own imports (``ast``, nothing is imported or run).
+
+stages -> pipeline -> remot_models: a DVC stage module is one call through ``pipeline.stage.entry``; the library
+never imports a stage, a test or a benchmark; the REMOT networks import nothing of the pipeline. No module
+imports itself back through others, no two pipeline packages import each other, ``pipeline.core`` (errors,
+parameters, labels, atomic writes, checkpoints) imports no other pipeline package, and every DVC stage's code
+deps in dvc.yaml cover what its stage module imports.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("stages", "pipeline", "remot_models")  # each may import only those to its right
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@lru_cache(maxsize=None)
+def modules() -> dict[str, Path]:
+    return {_module_name(p): p for layer in LAYERS for p in sorted((ROOT / layer).rglob("*.py"))}
+
+
+def _resolve(name: str) -> str | None:
+    """The project module ``name`` refers to (``pipeline.core.errors.RemotError`` -> ``pipeline.core.errors``)."""
+    while name:
+        if name in modules():
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+@lru_cache(maxsize=None)
+def imports(module: str) -> frozenset[str]:
+    """Project modules ``module`` imports, at the top or inside a function."""
+    path = modules()[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(m for m in map(_resolve, names) if m is not None and m != module)
+    return frozenset(found)
+
+
+def closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for dep in imports(todo.pop()) - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+def _layer(module: str) -> int:
+    return LAYERS.index(module.split(".")[0])
+
+
+def test_imports_only_go_down_the_layers():
+    upward = [f"{m} -> {d}" for m in modules() for d in imports(m) if _layer(d) < _layer(m)]
+    assert not upward, "imports that run back up stages -> pipeline -> remot_models:\n" + "\n".join(upward)
+
+
+def test_the_library_imports_no_test_or_benchmark():
+    for module, path in modules().items():
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not [n for n in names if n.split(".")[0] == "tests"], module
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one member (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_itself_back():
+    assert not _cycles({m: set(imports(m)) for m in modules()})
+
+
+def _unit(module: str) -> str:
+    """A pipeline package (``pipeline.shards``) or a module loose at the top (``pipeline.cli``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_two_pipeline_packages_import_each_other():
+    graph: dict[str, set[str]] = {}
+    for m in modules():
+        if m.startswith("pipeline."):
+            graph.setdefault(_unit(m), set()).update(_unit(d) for d in imports(m)
+                                                      if d.startswith("pipeline.") and _unit(d) != _unit(m))
+    assert not _cycles(graph)
+
+
+def test_core_is_the_bottom_of_the_pipeline():
+    up = [f"{m} -> {d}" for m in modules() if m.startswith("pipeline.core")
+          for d in imports(m) if d.startswith("pipeline.") and not d.startswith("pipeline.core")]
+    assert not up, "\n".join(up)
+
+
+def test_the_networks_hold_no_pretrained_third_party_network():
+    # FlowNet2, SCHP, VGG, Inception, LPIPS live in pipeline.pretrained / pipeline.metrics; remot_models is section 3
+    assert not [m for m in modules() if m.split(".")[-1] in ("flownet2", "schp") and m.startswith("remot_models")]
+
+
+STAGE_FILES = sorted(p for p in (ROOT / "stages").glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", STAGE_FILES, ids=lambda p: p.stem)
+def test_every_stage_is_one_call_through_the_one_entry(path):
+    tree = ast.parse(path.read_text())
+    project = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module and _resolve(n.module)]
+    assert sorted(n.module for n in project if n.module == "pipeline.stage.entry") == ["pipeline.stage.entry"]
+    assert len(project) == 2, f"{path.name}: imports the entry and its stage's library module, nothing else"
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert [f.name for f in functions] == ["main"] and len(functions[0].body) == 1, \
+        f"{path.name}: no logic in stages/: main() only returns run(STAGE, argv)"
+    assert not [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.Assign, ast.AnnAssign))], path.name
+
+
+def _dvc_stages() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _stage_module(stage: dict) -> str:
+    cmd = (stage.get("do") or stage)["cmd"]
+    return cmd.split(" -m ", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("name", sorted(_dvc_stages()))
+def test_dvc_code_deps_cover_what_the_stage_imports(name):
+    """Change a module a stage runs and `dvc repro` re-runs that stage: its deps list covers the stage module's
+    transitive imports (a package folder covers every module in it)."""
+    stage = _dvc_stages()[name]
+    deps = [d for d in (stage.get("do") or stage)["deps"] if d.split("/")[0] in LAYERS]
+    for dep in deps:
+        assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
+    module = _stage_module(stage)
+    needed = {module} | closure(module)
+    missing = sorted(str(modules()[m].relative_to(ROOT)) for m in needed
+                     if not any(str(modules()[m].relative_to(ROOT)) == d or
+                                str(modules()[m].relative_to(ROOT)).startswith(d.rstrip("/") + "/") for d in deps))
+    assert not missing, f"dvc.yaml stage {name} runs these modules without listing them in deps: {missing}"
