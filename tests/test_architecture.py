@@ -182,3 +182,20 @@ def test_dvc_code_deps_cover_what_the_stage_imports(name):
                      if not any(str(modules()[m].relative_to(ROOT)) == d or
                                 str(modules()[m].relative_to(ROOT)).startswith(d.rstrip("/") + "/") for d in deps))
     assert not missing, f"dvc.yaml stage {name} runs these modules without listing them in deps: {missing}"
+
+
+def test_the_readme_equation_table_names_symbols_that_exist():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("### The paper's equations in the code"):]
+    table = table[: table.index("\n\n", table.index("|---"))]
+    checked = 0
+    for cell in re.findall(r"`([\w/]+\.py): ([^|]+)", table):
+        path, symbols = ROOT / cell[0], cell[1]
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        for symbol in re.findall(r"([\w.*]+)`", re.split(r"[(;]", symbols)[0]):
+            assert symbol.split(".")[-1] in defined, f"README: {cell[0]} has no {symbol}"
+            checked += 1
+    assert checked >= 20

@@ -333,3 +333,15 @@ def test_real_footage_frames_survive_sharding_bit_exactly(tmp_path, footage_clip
         assert strip.shape == (8 * 256, 192, 3)
         for i, index in enumerate(meta["frames"]):
             np.testing.assert_array_equal(strip[i * 256:(i + 1) * 256], cv2.imread(str(clip / frame_name(index))))
+
+
+def test_reader_refuses_another_format_version_naming_the_shard():
+    from pipeline.shards.reader import decode_sample
+    from pipeline.shards.schema import FORMAT_VERSION, META, ShardFormatError
+
+    meta = {"format": FORMAT_VERSION + 1, "height": 4, "width": 4, "window_start": 0, "window_stop": 1}
+    sample = {"__key__": "ds__v-000000", "__url__": "data/shards/train/ds__v-000000.tar",
+              META: json.dumps(meta).encode()}
+    with pytest.raises(ShardFormatError, match=r"data/shards/train/ds__v-000000\.tar: sample ds__v-000000 is shard "
+                                               rf"format {FORMAT_VERSION + 1}, this reader reads format {FORMAT_VERSION}"):
+        decode_sample(sample)

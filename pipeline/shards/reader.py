@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from pipeline.core.errors import RemotError
 from pipeline.core.labels import REGIONS
 from pipeline.pose.render import render_pose_map
+from pipeline.shards import schema
 
 N_REGIONS = len(REGIONS)
 INTERLEAVED_SHARDS = 16  # shards (videos) a resampled training stream reads at once
@@ -128,19 +129,20 @@ def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, 
       ``meta``            dict from meta.json plus ``key`` and ``url`` (which shard it came from)
     """
     key = sample["__key__"]
-    meta = json.loads(sample["meta.json"])
+    meta = json.loads(sample[schema.META])
     meta["key"], meta["url"] = key, sample.get("__url__")
+    schema.check_format(meta, key, meta["url"])
     t, height, width = sample_geometry(meta, key)
     strip = (t * height, width)
-    frames = checked_png(sample["frames.png"], True, strip, f"{key}.frames.png").reshape(t, height, width, 3)
-    layouts = checked_png(sample["layouts.png"], False, strip, f"{key}.layouts.png").reshape(t, height, width)
-    valid = checked_png(sample["valid.png"], False, strip, f"{key}.valid.png").reshape(t, 1, height, width)
+    frames = checked_png(sample[schema.FRAMES], True, strip, f"{key}.{schema.FRAMES}").reshape(t, height, width, 3)
+    layouts = checked_png(sample[schema.LAYOUTS], False, strip, f"{key}.{schema.LAYOUTS}").reshape(t, height, width)
+    valid = checked_png(sample[schema.VALID], False, strip, f"{key}.{schema.VALID}").reshape(t, 1, height, width)
     flow_shape = (t, 2, height, width)
     # float16 payload plus a generous allowance for the .npy header
-    flow_bytes = gunzip_bounded(sample["flow.npy.gz"], 2 * t * 2 * height * width + 4096, f"{key}.flow.npy.gz")
-    flow = checked_npy(flow_bytes, flow_shape, f"{key}.flow.npy.gz").astype(np.float32)
-    keypoints = checked_npy(sample["pose.npy"], (t, 25, 3), f"{key}.pose.npy").astype(np.float32)
-    source_keypoints = checked_npy(sample["source_pose.npy"], (25, 3), f"{key}.source_pose.npy").astype(np.float32)
+    flow_bytes = gunzip_bounded(sample[schema.FLOW], 2 * t * 2 * height * width + 4096, f"{key}.{schema.FLOW}")
+    flow = checked_npy(flow_bytes, flow_shape, f"{key}.{schema.FLOW}").astype(np.float32)
+    keypoints = checked_npy(sample[schema.POSE], (t, 25, 3), f"{key}.{schema.POSE}").astype(np.float32)
+    source_keypoints = checked_npy(sample[schema.SOURCE_POSE], (25, 3), f"{key}.{schema.SOURCE_POSE}").astype(np.float32)
     poses = np.stack([render_pose_map(k, height, width, thickness=pose_thickness) for k in keypoints])
     return {
         "frames": _rgb_to_tensor(frames),
@@ -149,11 +151,11 @@ def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, 
         "layouts": _one_hot(layouts, key),
         "flow": torch.from_numpy(flow),
         "valid": torch.from_numpy(valid.astype(np.float32)),
-        "background": _rgb_to_tensor(checked_png(sample["background.png"], True, (height, width),
-                                                 f"{key}.background.png")),
-        "source": _rgb_to_tensor(checked_png(sample["source.png"], True, (height, width), f"{key}.source.png")),
-        "source_layout": _one_hot(checked_png(sample["source_layout.png"], False, (height, width),
-                                              f"{key}.source_layout.png"), key),
+        "background": _rgb_to_tensor(checked_png(sample[schema.BACKGROUND], True, (height, width),
+                                                 f"{key}.{schema.BACKGROUND}")),
+        "source": _rgb_to_tensor(checked_png(sample[schema.SOURCE], True, (height, width), f"{key}.{schema.SOURCE}")),
+        "source_layout": _one_hot(checked_png(sample[schema.SOURCE_LAYOUT], False, (height, width),
+                                              f"{key}.{schema.SOURCE_LAYOUT}"), key),
         "source_pose": _rgb_to_tensor(render_pose_map(source_keypoints, height, width, thickness=pose_thickness)),
         "source_keypoints": torch.from_numpy(source_keypoints),
         "meta": meta,

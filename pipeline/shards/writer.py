@@ -89,10 +89,11 @@ from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
 from pipeline.core.errors import RemotError
 from pipeline.core.labels import REGIONS
+from pipeline.shards import schema
+from pipeline.shards.schema import FORMAT_VERSION
 from pipeline.shards.windows import choose_source_frame, plan_windows, source_seed_material
 
-# Bump when the sample encoding changes: it is part of every fingerprint, so all shards get rebuilt.
-FORMAT_VERSION = 1
+# schema.FORMAT_VERSION is part of every fingerprint: bumping it rebuilds all shards.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 INDEX_NAME = "shards-index.json"
 N_JOINTS = 25
@@ -444,16 +445,16 @@ def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, 
         "height": video.height, "width": video.width, "regions": list(REGIONS), "backends": dict(video.backends),
     }
     fields = {
-        "background.png": _png(data.background),
-        "flow.npy.gz": gzip.compress(_npy(flow.astype("<f2")), compresslevel=FLOW_GZIP_LEVEL, mtime=0),
-        "frames.png": _png(_strip(data.frames[start:stop])),
-        "layouts.png": _png(_strip(data.layouts[start:stop])),
-        "meta.json": json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8"),
-        "pose.npy": _npy(video.keypoints[start:stop].astype("<f4")),
-        "source.png": _png(data.frames[source]),
-        "source_layout.png": _png(data.layouts[source]),
-        "source_pose.npy": _npy(video.keypoints[source].astype("<f4")),
-        "valid.png": _png(_strip(valid[:, 0])),
+        schema.BACKGROUND: _png(data.background),
+        schema.FLOW: gzip.compress(_npy(flow.astype("<f2")), compresslevel=FLOW_GZIP_LEVEL, mtime=0),
+        schema.FRAMES: _png(_strip(data.frames[start:stop])),
+        schema.LAYOUTS: _png(_strip(data.layouts[start:stop])),
+        schema.META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8"),
+        schema.POSE: _npy(video.keypoints[start:stop].astype("<f4")),
+        schema.SOURCE: _png(data.frames[source]),
+        schema.SOURCE_LAYOUT: _png(data.layouts[source]),
+        schema.SOURCE_POSE: _npy(video.keypoints[source].astype("<f4")),
+        schema.VALID: _png(_strip(valid[:, 0])),
     }
     return [(f"{key}.{name}", fields[name]) for name in sorted(fields)]
 

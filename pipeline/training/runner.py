@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core import checkpoint as ckpt
-from pipeline.core.compute import cap_torch_threads, choose_device
+from pipeline.core.checkpoint import build_generator
+from pipeline.core.compute import choose_device
 from pipeline.core.errors import RemotError
 from pipeline.core.params import Params, model_config, section_fingerprint
 from pipeline.core.runlog import relative_paths, write_log
