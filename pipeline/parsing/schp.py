@@ -18,7 +18,6 @@ publishes it. Which backend ran (``schp-atr``/``schp-lip``) and the checkpoint's
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.core.errors import BadCheckpoint, WeightsNotFound
+from pipeline.core.hashing import file_digest
 from pipeline.core.labels import ATR_LABELS, LIP_LABELS
 from pipeline.pretrained.schp import AugmentCE2P, fusion_logits
 
@@ -265,7 +265,7 @@ def load_schp(path: Path | str, dataset: str = "atr", device: str | torch.device
     info = {
         "backend": f"schp-{dataset}",
         "checkpoint": str(path),
-        "sha256": sha256_of(path),
+        "sha256": file_digest(path),
         "labels": list(spec.labels),
         "input_size": list(spec.input_size),
     }
@@ -311,10 +311,3 @@ def _check_keys(path: Path, model: torch.nn.Module, state: dict[str, torch.Tenso
         raise BadCheckpoint(f"{path}: does not match SCHP's AugmentCE2P network: " + "; ".join(problems))
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -88,6 +88,7 @@ import pyarrow.parquet as pq
 from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
 from pipeline.core.errors import RemotError
+from pipeline.core.hashing import file_digest
 from pipeline.core.labels import REGIONS
 from pipeline.shards import schema
 from pipeline.shards.schema import FORMAT_VERSION
@@ -468,14 +469,6 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _stamp(path: Path, sha256: str) -> dict[str, Any]:
     st = path.stat()
     return {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -506,7 +499,7 @@ def _input_fingerprint(video: VideoInputs, params: dict[str, Any], cache: dict[s
         if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
             file_hash = cached[2]
         else:
-            file_hash = _sha256_file(path)
+            file_hash = file_digest(path)
             cache[str(path)] = [st.st_size, st.st_mtime_ns, file_hash]
         digest.update(f"{path.relative_to(root).as_posix()}\x00{file_hash}\n".encode())
     return digest.hexdigest()
@@ -543,8 +536,8 @@ def _write_tar(final: Path, members: Iterable[tuple[str, bytes]]) -> tuple[bool,
                     _tar_member(tar, name, data)
             handle.flush()
             os.fsync(handle.fileno())
-        new_hash = _sha256_file(tmp)
-        if final.is_file() and _sha256_file(final) == new_hash:
+        new_hash = file_digest(tmp)
+        if final.is_file() and file_digest(final) == new_hash:
             tmp.unlink()
             return False, _stamp(final, new_hash)
         os.replace(tmp, final)

@@ -24,7 +24,6 @@ every optimizer step (pipeline.training.steps); rank 0 alone writes checkpoints,
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -46,6 +45,7 @@ from pipeline.core import checkpoint as ckpt
 from pipeline.core.checkpoint import build_generator
 from pipeline.core.compute import choose_device
 from pipeline.core.errors import RemotError
+from pipeline.core.hashing import file_digest
 from pipeline.core.params import Params, model_config, section_fingerprint
 from pipeline.core.runlog import relative_paths, write_log
 from pipeline.shards.reader import check_shard_urls, derive_seed
@@ -120,16 +120,6 @@ def git_revision(root: Path) -> str:
     return "unknown"
 
 
-def file_sha256(path: Path) -> str | None:
-    if not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def split_size(shard_dir: Path, split: str) -> int:
     """Samples of ``split`` per the shard manifest (for ``steps_per_epoch: null``)."""
     manifest = shard_dir / "manifest.parquet"
@@ -180,29 +170,114 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     due), as a kill would. ``before_step(step, steps)``: a hook called before every step (tests use it to
     inject faults). Raises :class:`NonFiniteLoss` on a NaN/inf loss, RemotError for missing inputs.
     """
+    run = set_up(stage, params, Path(root).resolve())
+    log = LossLog.open(run.paths, run.state.step, run.rank)
+    start_step, progress = run.state.step, Progress(run)
+    try:
+        train_loop(run, log, progress, stop_after, before_step)
+    except NonFiniteLoss:
+        log.write_plot()
+        raise
+    finally:
+        progress.close()
+    # None when this run had nothing left to do (resumed at the final step): there is no speed to report
+    elapsed = progress.elapsed()
+    steps_per_s = (run.state.step - start_step) / elapsed if run.state.step > start_step and elapsed > 0 else None
+    run.record_backends()
+    result = StageResult(stage=stage, steps=run.state.step, final_dir=None, metrics_path=None, plot_path=None,
+                         grid_path=None, steps_per_s=steps_per_s, resumed_from=run.resumed_from)
+    if run.rank == 0:
+        _finish(run.paths, stage, run.state, run.steps, run.steps.schedulers, log.rows, run.dataset, run.tp,
+                run.steps_per_epoch, result)
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+
+
+@dataclass
+class Run:
+    """One training run of one network: what :func:`set_up` built, and the state the loop advances."""
+
+    stage: str
+    tp: Any                      # params.train
+    rank: int
+    world: int
+    device: torch.device
+    paths: StagePaths
+    steps_per_epoch: int
+    total: int                   # steps in the schedule (0 when there is no network to train)
+    steps: StageSteps
+    state: ckpt.TrainingState
+    resumed_from: int | None
+    dataset: ResumableWindows
+    backends: set[str]           # the preprocessing backends of the samples seen (JSON, for the checkpoint meta)
+
+    def record_backends(self) -> None:
+        self.state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(self.backends)]
+
+
+def set_up(stage: str, params: Params, root: Path) -> Run:
+    """Devices and ranks, the shard stream, the networks with their optimisers and schedule, and the state
+    (resumed from the latest checkpoint of the same run fingerprint, else freshly seeded). The order is the
+    order of the random draws: initialisation, then seeding."""
     if stage not in STAGES:
         raise RemotError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGES)}")
-    root = Path(root).resolve()
     tp = params.train
-    cfg = model_config(params.model)
     rank, world, local_rank = init_distributed("cuda" if tp.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = choose_device(tp.device, local_rank, setting="train.device")
     paths = StagePaths.of(params, root, stage)
+    urls, manifest_sha, steps_per_epoch = _shard_source(tp, root, world)
+    epochs = getattr(tp.epochs, stage)
+    fingerprint = run_fingerprint(params, manifest_sha, world)
+    steps, perceptual_info = _build_steps(stage, params, root, device, epochs)
+    # No git revision, host or time here: the final checkpoint and the metrics are DVC outputs that must have the
+    # same bytes for the same code and data in every clone (dvc.lock pins the code); the revision goes to the log.
+    meta = {"stage": stage, "fingerprint": fingerprint,
+            "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
+            "profile": params.model.profile, "model_config": model_config(params.model).to_dict(),
+            "backends": {"perceptual": perceptual_info, "shards": []}, "world_size": world, "device": str(device),
+            "amp": steps.amp, "torch": torch.__version__, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
+    state = ckpt.TrainingState(meta=meta)
+    resumed_from = _resume_or_reset(stage, paths, steps, steps.schedulers, fingerprint, params, state, device, rank)
+    if resumed_from is None:
+        # A fresh run seeds every global RNG from train.seed (a resumed run restored them from the checkpoint).
+        seed = derive_seed("train", tp.seed, stage, rank) % (2 ** 32)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+    backends = set(json.dumps(b, sort_keys=True) for b in state.meta["backends"].get("shards", []))
+    dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
+                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage),
+                               pose_thickness=params.pose.thickness, allow_shell_urls=tp.allow_shell_urls)
+    total = epochs * steps_per_epoch if steps.trainable else 0  # "REMOT w/o WCN": no network, nothing to optimise
+    return Run(stage, tp, rank, world, device, paths, steps_per_epoch, total, steps, state, resumed_from, dataset,
+               backends)
+
+
+def _shard_source(tp, root: Path, world: int) -> tuple[list[str], str | None, int]:
+    """(shard URLs of the training split, the manifest's sha256 or None, steps per epoch)."""
     if is_shard_url(tp.shards):  # object storage etc.: the URLs name the split's shards directly
-        urls, manifest_sha = check_shard_urls(training_urls(tp.shards, tp.split), tp.allow_shell_urls), None
+        urls = check_shard_urls(training_urls(tp.shards, tp.split), tp.allow_shell_urls)
         if tp.steps_per_epoch is None:
             raise RemotError(f"train.shards is a URL ({tp.shards!r}): set train.steps_per_epoch, since the "
                              "manifest that counts the samples of a split is only read from a local shard folder")
-        steps_per_epoch = tp.steps_per_epoch
-    else:
-        shard_dir = root / tp.shards
-        urls = training_urls(shard_dir, tp.split)
-        manifest_sha = file_sha256(shard_dir / "manifest.parquet")
-        steps_per_epoch = tp.steps_per_epoch or max(1, split_size(shard_dir, tp.split) // (tp.batch_size * world))
-    epochs = getattr(tp.epochs, stage)
-    total = epochs * steps_per_epoch
-    fingerprint = run_fingerprint(params, manifest_sha, world)
+        return urls, None, tp.steps_per_epoch
+    shard_dir = root / tp.shards
+    urls = training_urls(shard_dir, tp.split)
+    manifest = shard_dir / "manifest.parquet"
+    manifest_sha = file_digest(manifest) if manifest.is_file() else None
+    steps_per_epoch = tp.steps_per_epoch or max(1, split_size(shard_dir, tp.split) // (tp.batch_size * world))
+    return urls, manifest_sha, steps_per_epoch
 
+
+def _build_steps(stage: str, params: Params, root: Path, device: torch.device, epochs: int
+                 ) -> tuple[StageSteps, dict | None]:
+    """The network(s) of ``stage`` seeded from train.seed, its frozen upstream generators, the perceptual
+    backbone (Region GAN, WCN), the optimisers and their schedule; and what the perceptual backbone is."""
+    tp, cfg = params.train, model_config(params.model)
     vgg, vgg_info = None, None
     if stage in ("region", "wcn"):
         from pipeline.pretrained.perceptual import load_perceptual
@@ -213,96 +288,96 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
         steps = build_steps(stage, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg, upstream=upstream,
-                            sequence_length=tp.sequence_length)
-    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(epochs, tp.lr_decay_epochs))
-                  for name, opt in steps.optimizers.items()}
+                            sequence_length=tp.sequence_length, epochs=epochs, lr_decay_epochs=tp.lr_decay_epochs)
+    return steps, vgg_info
 
-    # No git revision, host or time here: the final checkpoint and the metrics are DVC outputs that must have the
-    # same bytes for the same code and data in every clone (dvc.lock pins the code); the revision goes to the log.
-    meta = {"stage": stage, "fingerprint": fingerprint,
-            "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
-            "profile": params.model.profile, "model_config": cfg.to_dict(),
-            "backends": {"perceptual": vgg_info, "shards": []}, "world_size": world, "device": str(device),
-            "amp": steps.amp, "torch": torch.__version__, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
-    state = ckpt.TrainingState(meta=meta)
-    resumed_from = _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank)
-    if resumed_from is None:
-        # A fresh run seeds every global RNG from train.seed (a resumed run restored them from the checkpoint).
-        seed = derive_seed("train", tp.seed, stage, rank) % (2 ** 32)
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
-    backends: set[str] = set(json.dumps(b, sort_keys=True) for b in state.meta["backends"].get("shards", []))
 
-    dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
-                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage),
-                               pose_thickness=params.pose.thickness, allow_shell_urls=tp.allow_shell_urls)
-    if not steps.trainable:
-        total = 0  # "REMOT w/o WCN" (model.wcn: false): no network, nothing to optimise
-    log_rows = read_log(paths.losses, state.step) if rank == 0 else []
-    if rank == 0:  # the log on disk holds exactly the steps the restored state has taken
-        paths.stage_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_bytes(paths.losses, "".join(json.dumps(r) + "\n" for r in log_rows).encode())
-    loop_start, start_step = time.perf_counter(), state.step
-    bar = tqdm(total=total, initial=state.step, desc=f"train {stage}", unit="step", dynamic_ncols=True,
-               disable=rank != 0 or not sys.stderr.isatty())
-    try:
-        while state.step < total:
-            batches = epoch_batches(dataset, state.epoch, state.batches_in_epoch, steps_per_epoch, tp.num_workers,
-                                    seed=tp.seed, pin_memory=device.type == "cuda")
-            for batch in batches:
-                step = state.step + 1
-                if before_step is not None:
-                    before_step(step, steps)
-                losses = steps.train_step(batch, step)
-                backends.update(json.dumps(m.get("backends", {}), sort_keys=True) for m in batch["meta"])
-                state.step, state.batches_in_epoch = step, state.batches_in_epoch + 1
-                if rank == 0:
-                    row = {"step": step, "epoch": state.epoch, **losses}
-                    log_rows.append(row)
-                    with open(paths.losses, "a") as handle:
-                        handle.write(json.dumps(row) + "\n")
-                if state.batches_in_epoch == steps_per_epoch:
-                    for s in schedulers.values():
-                        s.step()
-                    state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-                rate = (step - start_step) / max(time.perf_counter() - loop_start, 1e-9)
-                bar.update(1)
-                bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses['d_total']:.3f}", sps=f"{rate:.2f}")
-                if step % tp.checkpoint_every == 0 or step == total:
-                    state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(backends)]
-                    _checkpoint(paths, state, steps, schedulers, tp.keep_checkpoints, log_rows, rank)
-                    if bar.disable and rank == 0:
-                        print(f"train {stage}: step {step}/{total}, {rate:.2f} steps/s, g_total "
-                              f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}", flush=True)
-                if stop_after is not None and step >= stop_after:
-                    raise StoppedEarly(f"{stage}: stopped after step {step} on request")
-    except NonFiniteLoss:
+# ------------------------------------------------------------------------------------------------ the loop
+
+
+def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int | None,
+               before_step: Callable[[int, StageSteps], None] | None) -> None:
+    """Step until the schedule's end: each epoch is ``steps_per_epoch`` batches; after each step the loss log,
+    the schedule (at an epoch's end), the progress bar and, when due, a checkpoint."""
+    state, tp = run.state, run.tp
+    while state.step < run.total:
+        batches = epoch_batches(run.dataset, state.epoch, state.batches_in_epoch, run.steps_per_epoch,
+                                tp.num_workers, seed=tp.seed, pin_memory=run.device.type == "cuda")
+        for batch in batches:
+            step = state.step + 1
+            if before_step is not None:
+                before_step(step, run.steps)
+            losses = run.steps.train_step(batch, step)
+            run.backends.update(json.dumps(m.get("backends", {}), sort_keys=True) for m in batch["meta"])
+            state.step, state.batches_in_epoch = step, state.batches_in_epoch + 1
+            log.append({"step": step, "epoch": state.epoch, **losses})
+            if state.batches_in_epoch == run.steps_per_epoch:
+                for scheduler in run.steps.schedulers.values():
+                    scheduler.step()
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+            progress.update(step, losses)
+            if step % tp.checkpoint_every == 0 or step == run.total:
+                run.record_backends()
+                _checkpoint(run.paths, state, run.steps, run.steps.schedulers, tp.keep_checkpoints, log.rows,
+                            run.rank)
+                progress.report(step, losses)
+            if stop_after is not None and step >= stop_after:
+                raise StoppedEarly(f"{run.stage}: stopped after step {step} on request")
+
+
+# ------------------------------------------------------------------------------------------------ hooks
+
+
+class LossLog:
+    """The per-step loss rows: in memory for the plot and metrics, appended to ``losses.jsonl`` (rank 0)."""
+
+    def __init__(self, paths: StagePaths, rows: list[dict[str, Any]], rank: int):
+        self.paths, self.rows, self.rank = paths, rows, rank
+
+    @classmethod
+    def open(cls, paths: StagePaths, step: int, rank: int) -> "LossLog":
+        """The log on disk cut to exactly the steps the restored state has taken."""
+        rows = read_log(paths.losses, step) if rank == 0 else []
         if rank == 0:
-            write_plot_csv(paths.plot, [r for r in log_rows])
-        raise
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - loop_start
-    # None when this run had nothing left to do (resumed at the final step): there is no speed to report
-    steps_per_s = (state.step - start_step) / elapsed if state.step > start_step and elapsed > 0 else None
-    state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(backends)]
-    result = StageResult(stage=stage, steps=state.step, final_dir=None, metrics_path=None, plot_path=None,
-                         grid_path=None, steps_per_s=steps_per_s, resumed_from=resumed_from)
-    if rank == 0:
-        _finish(paths, stage, state, steps, schedulers, log_rows, dataset, tp, steps_per_epoch, result)
-    if dist.is_initialized():
-        dist.barrier()
-    return result
+            paths.stage_dir.mkdir(parents=True, exist_ok=True)
+            atomic.write_bytes(paths.losses, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        return cls(paths, rows, rank)
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self.rank == 0:
+            self.rows.append(row)
+            with open(self.paths.losses, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+    def write_plot(self) -> None:
+        if self.rank == 0:
+            write_plot_csv(self.paths.plot, list(self.rows))
 
 
-def _lr_factor(epochs: int, decay: int) -> Callable[[int], float]:
-    """Constant lr, then (vid2vid) a linear decay towards 0 over the last ``decay`` epochs."""
-    def factor(epoch: int) -> float:
-        if decay <= 0 or epoch < epochs - decay:
-            return 1.0
-        return max(0.0, (epochs - epoch) / (decay + 1))
-    return factor
+class Progress:
+    """The progress bar on a terminal; without one, a line per checkpoint (rank 0)."""
+
+    def __init__(self, run: Run):
+        self.stage, self.total, self.rank = run.stage, run.total, run.rank
+        self.start, self.start_step, self.rate = time.perf_counter(), run.state.step, 0.0
+        self.bar = tqdm(total=run.total, initial=run.state.step, desc=f"train {run.stage}", unit="step",
+                        dynamic_ncols=True, disable=run.rank != 0 or not sys.stderr.isatty())
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def update(self, step: int, losses: dict[str, float]) -> None:
+        self.rate = (step - self.start_step) / max(self.elapsed(), 1e-9)
+        self.bar.update(1)
+        self.bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses['d_total']:.3f}", sps=f"{self.rate:.2f}")
+
+    def report(self, step: int, losses: dict[str, float]) -> None:
+        if self.bar.disable and self.rank == 0:
+            print(f"train {self.stage}: step {step}/{self.total}, {self.rate:.2f} steps/s, g_total "
+                  f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}", flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:

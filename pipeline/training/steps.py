@@ -44,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.core.errors import RemotError
+from pipeline.training.optimisation import build_optimisation
 from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, LayoutGenerator,
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig
@@ -148,14 +149,16 @@ class StageSteps:
     name = ""
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
-                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None):
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None, epochs: int = 1,
+                 lr_decay_epochs: int = 0):
         self.cfg, self.device = cfg, device
-        self.lr, self.betas = lr, betas
+        self.lr, self.betas, self.epochs, self.lr_decay_epochs = lr, betas, epochs, lr_decay_epochs
         self.amp = amp and device.type == "cuda"
         self.sequence_length = sequence_length
         self.upstream = {k: frozen(m.to(device)) for k, m in (upstream or {}).items()}
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
 
     @property
     def trainable(self) -> bool:
@@ -166,10 +169,9 @@ class StageSteps:
             m.to(self.device)
             broadcast_parameters(m)
         self.generator, self.discriminators = generator, discriminators
-        if self.trainable:
-            self.optimizers["generator"] = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=self.betas)
-            self.optimizers["discriminator"] = torch.optim.Adam(
-                [p for d in discriminators for p in d.parameters()], lr=self.lr, betas=self.betas)
+        if self.trainable:  # "REMOT w/o WCN" has no network: nothing to optimise
+            self.optimizers, self.schedulers = build_optimisation(generator, discriminators, self.lr, self.betas,
+                                                                  self.epochs, self.lr_decay_epochs)
 
     def _need_upstream(self, *names: str) -> None:
         missing = [n for n in names if n not in self.upstream]
@@ -260,8 +262,8 @@ class LayoutSteps(StageSteps):
     name = "layout"
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
-                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None):
-        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
+                 sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None, **schedule: int):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream, **schedule)
         self.modules = {"generator": LayoutGenerator(cfg),
                         "discriminator": MultiscaleDiscriminator(cfg, image_channels=6, cond_channels=3)}
         self._finish_init(self.modules["generator"], [self.modules["discriminator"]])
@@ -312,8 +314,8 @@ class RegionSteps(StageSteps):
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
                  sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None,
-                 vgg: nn.Module | None = None):
-        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
+                 vgg: nn.Module | None = None, **schedule: int):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream, **schedule)
         self._need_upstream("layout")
         self.vgg = vgg.to(device)
         self.modules = {"generator": RegionGenerator(cfg),
@@ -366,8 +368,8 @@ class WCNSteps(StageSteps):
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
                  sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None,
-                 vgg: nn.Module | None = None):
-        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream)
+                 vgg: nn.Module | None = None, **schedule: int):
+        super().__init__(cfg, device, lr, betas, amp, sequence_length, upstream, **schedule)
         self._need_upstream("layout", "region")
         self.vgg = vgg.to(device)
         self.modules = {"generator": WholeCompositionNetwork(cfg)}
@@ -435,10 +437,12 @@ class WCNSteps(StageSteps):
 
 def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
                 amp: bool, vgg: nn.Module | None = None, upstream: dict[str, nn.Module] | None = None,
-                sequence_length: int = 3) -> StageSteps:
-    """The :class:`StageSteps` of ``stage``; ``upstream`` = the trained generators of the earlier stages."""
+                sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0) -> StageSteps:
+    """The :class:`StageSteps` of ``stage`` with its optimisers and their schedule over ``epochs``
+    (``pipeline.training.optimisation``); ``upstream`` = the trained generators of the earlier stages."""
     kinds = {"layout": LayoutSteps, "region": RegionSteps, "wcn": WCNSteps}
     if stage not in kinds:
         raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
     extra = {} if stage == "layout" else {"vgg": vgg}
-    return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, **extra)
+    return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, epochs=epochs,
+                        lr_decay_epochs=lr_decay_epochs, **extra)
