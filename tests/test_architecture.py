@@ -199,3 +199,11 @@ def test_the_readme_equation_table_names_symbols_that_exist():
             assert symbol.split(".")[-1] in defined, f"README: {cell[0]} has no {symbol}"
             checked += 1
     assert checked >= 20
+
+
+def test_no_library_function_runs_past_80_lines():
+    long = [f"{modules()[m].relative_to(ROOT)}:{n.lineno} {n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for m in modules() if not m.startswith("stages")
+            for n in ast.walk(ast.parse(modules()[m].read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 80]
+    assert not long, "split these into named steps:\n" + "\n".join(long)

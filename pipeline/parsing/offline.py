@@ -311,15 +311,7 @@ def parse_offline(rgb: np.ndarray, keypoints: np.ndarray, person_mask: np.ndarra
     ``person_mask``: HxW float in [0, 1] (MediaPipe's segmentation). Returns HxW uint8 ATR labels
     (``labels.ATR_LABELS`` order, values 0..17); pixels outside the mask (<= 0.5) are 0 = background.
     """
-    rgb = np.asarray(rgb)
-    kps = np.asarray(keypoints, dtype=np.float32)
-    mask = np.asarray(person_mask, dtype=np.float32)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"parse_offline: rgb must be HxWx3 uint8, got dtype {rgb.dtype} shape {rgb.shape}")
-    if kps.shape != (25, 3):
-        raise ValueError(f"parse_offline: keypoints must be BODY_25 (25, 3), got {kps.shape}")
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"parse_offline: person_mask shape {mask.shape} differs from the image's {rgb.shape[:2]}")
+    rgb, kps, mask = _checked_inputs(rgb, keypoints, person_mask)
     shape = rgb.shape[:2]
     labels = np.zeros(shape, dtype=np.uint8)
     person = mask > MASK_THRESHOLD
@@ -330,8 +322,44 @@ def parse_offline(rgb: np.ndarray, keypoints: np.ndarray, person_mask: np.ndarra
     scale = _body_scale(kps, person)
     head_centre, head_radius, face_visible = _head_geometry(kps, scale)
     skin = _settle_rim(_SkinModel(rgb, lab, person, kps, head_radius)(rgb, lab) & person, person)
+    yy = np.arange(shape[0], dtype=np.float32)[:, None].repeat(shape[1], axis=1)
+    part_of, names = _partition(kps, person, head_centre, head_radius, scale)                  # rule 1
+    top_colour, bottom_colour, torso_mid_y = _garment_colours(lab, kps, part_of, person, skin, yy, scale)
+    bottom_label = _bottom_kind(kps, person, skin, scale)                                     # rule 5
+    # 2-4, 7: labels per part.
+    labels[part_of["torso"]] = ATR["upper_clothes"]
+    if (top_colour is not None and bottom_colour is not None and torso_mid_y is not None
+            and np.linalg.norm(top_colour - bottom_colour) > GARMENT_SPLIT_DE):
+        lower = part_of["torso"] & ~skin & (yy >= torso_mid_y)
+        nearer_bottom = (np.linalg.norm(lab - bottom_colour, axis=-1) < np.linalg.norm(lab - top_colour, axis=-1))
+        labels[lower & nearer_bottom] = bottom_label
+    _label_head(labels, part_of["head"], skin, yy, head_centre, head_radius, face_visible)
+    for side in ("l", "r"):
+        _label_limbs(labels, side, part_of, names, skin, yy, kps, scale, bottom_label)
+    if bottom_label == ATR["skirt"]:
+        _merge_dress(labels, lab)                                                             # rule 6
+    labels[~person] = ATR["background"]
+    return labels
 
-    # 1. Nearest-skeleton partition of the person pixels.
+
+def _checked_inputs(rgb, keypoints, person_mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rgb = np.asarray(rgb)
+    kps = np.asarray(keypoints, dtype=np.float32)
+    mask = np.asarray(person_mask, dtype=np.float32)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"parse_offline: rgb must be HxWx3 uint8, got dtype {rgb.dtype} shape {rgb.shape}")
+    if kps.shape != (25, 3):
+        raise ValueError(f"parse_offline: keypoints must be BODY_25 (25, 3), got {kps.shape}")
+    if mask.shape != rgb.shape[:2]:
+        raise ValueError(f"parse_offline: person_mask shape {mask.shape} differs from the image's {rgb.shape[:2]}")
+    return rgb, kps, mask
+
+
+def _partition(kps: np.ndarray, person: np.ndarray, head_centre, head_radius, scale: float
+               ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Rule 1: the person pixels split by their nearest part skeleton; an arm over the torso is in front of it
+    and the neck goes with the head. Returns every part's mask and the parts that have a skeleton."""
+    shape = person.shape
     skeletons = _part_skeletons(kps, shape, head_centre, head_radius)
     names = [p for p in _PARTS if p in skeletons]
     dist = np.stack([cv2.distanceTransform(np.where(skeletons[n] > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, 3)
@@ -342,7 +370,7 @@ def parse_offline(rgb: np.ndarray, keypoints: np.ndarray, person_mask: np.ndarra
     for n in _PARTS:
         part_of.setdefault(n, empty)
     arm_radius = 0.14 * scale
-    for side in ("l", "r"):  # an arm over the torso is in front of it
+    for side in ("l", "r"):
         name = f"{side}_arm"
         if name in names:
             capsule = (dist[names.index(name)] <= arm_radius) & part_of["torso"]
@@ -353,79 +381,76 @@ def parse_offline(rgb: np.ndarray, keypoints: np.ndarray, person_mask: np.ndarra
         neck = _above_line(shape, r_sh, l_sh, head_centre) & part_of["torso"]
         part_of["head"] = part_of["head"] | neck
         part_of["torso"] = part_of["torso"] & ~neck
+    return part_of, names
 
-    # Garment colours: chest = upper half of the torso polygon; thighs = upper 60% of hip → knee.
-    yy = np.arange(shape[0], dtype=np.float32)[:, None].repeat(shape[1], axis=1)
+
+def _garment_colours(lab, kps, part_of, person, skin, yy, scale: float):
+    """(top colour, bottom colour, the torso's middle row): chest = upper half of the torso polygon; thighs =
+    upper 60% of hip -> knee. A colour is None where its region is empty."""
     neck_j, hip_j = _joint(kps, "neck"), _joint(kps, "mid_hip")
     torso_mid_y = (neck_j[1] + hip_j[1]) / 2 if neck_j is not None and hip_j is not None else None
     chest = part_of["torso"] & ~skin & (yy < torso_mid_y if torso_mid_y is not None else True)
-    thigh_zone = np.zeros(shape, np.uint8)
+    thigh_zone = np.zeros(person.shape, np.uint8)
     for side in ("l", "r"):
         hip, knee = _joint(kps, f"{side}_hip"), _joint(kps, f"{side}_knee")
         if hip is not None and knee is not None:
             cv2.line(thigh_zone, _pt(hip + 0.2 * (knee - hip)), _pt(hip + 0.6 * (knee - hip)), 1,
                      max(int(0.12 * scale), 1))
     thighs = (thigh_zone > 0) & person & ~skin
-    top_colour, bottom_colour = _mean_colour(lab, chest), _mean_colour(lab, thighs)
+    return _mean_colour(lab, chest), _mean_colour(lab, thighs), torso_mid_y
 
-    # 5. Bottom garment kind.
-    bottom_label = ATR["pants"]
-    fabric = person & ~skin
+
+def _bottom_kind(kps, person, skin, scale: float) -> int:
+    """Rule 5: the bottom garment's ATR label, pants unless a knee-length garment fills the space between the
+    legs. Only a garment that stops at the knees (bare shins) can be a skirt here: with covered shins the
+    between-legs test is fooled by bent or overlapping trouser legs, so ankle-length garments are pants."""
     profile = _leg_skin_profile(skin, person, kps, 0.12 * scale)
     if profile is not None:
         thigh_skin, shin_skin = profile
-        # Only a garment that stops at the knees (bare shins) can be a skirt here: with covered shins the
-        # between-legs test is fooled by bent or overlapping trouser legs, so ankle-length garments are pants.
         if shin_skin > 0.5 and thigh_skin < 0.5:
-            fill = _between_legs_fill(fabric, kps, 0.12, 0.45, _leg_radius(person, kps, scale))
+            fill = _between_legs_fill(person & ~skin, kps, 0.12, 0.45, _leg_radius(person, kps, scale))
             if fill is None or fill >= SKIRT_FILL:
-                bottom_label = ATR["skirt"]
+                return ATR["skirt"]
+    return ATR["pants"]
 
-    # 2-4, 7: labels per part.
-    labels[part_of["torso"]] = ATR["upper_clothes"]
-    if (top_colour is not None and bottom_colour is not None and torso_mid_y is not None
-            and np.linalg.norm(top_colour - bottom_colour) > GARMENT_SPLIT_DE):
-        lower = part_of["torso"] & ~skin & (yy >= torso_mid_y)
-        nearer_bottom = (np.linalg.norm(lab - bottom_colour, axis=-1) < np.linalg.norm(lab - top_colour, axis=-1))
-        labels[lower & nearer_bottom] = bottom_label
 
-    head = part_of["head"]
-    if face_visible:
-        labels[head & skin] = ATR["face"]
-        labels[head & ~skin] = ATR["hair"]
-        if head_centre is not None:
-            collar = head & ~skin & (yy > head_centre[1] + 1.1 * head_radius)
-            labels[collar] = ATR["upper_clothes"]
-    else:
+def _label_head(labels, head, skin, yy, head_centre, head_radius, face_visible: bool) -> None:
+    if not face_visible:
         labels[head] = ATR["hair"]
+        return
+    labels[head & skin] = ATR["face"]
+    labels[head & ~skin] = ATR["hair"]
+    if head_centre is not None:
+        collar = head & ~skin & (yy > head_centre[1] + 1.1 * head_radius)
+        labels[collar] = ATR["upper_clothes"]
 
-    for side, arm_label, leg_label, shoe_label in (("l", "left_arm", "left_leg", "left_shoe"),
-                                                  ("r", "right_arm", "right_leg", "right_shoe")):
-        arm = part_of[f"{side}_arm"]
-        labels[arm & skin] = ATR[arm_label]
-        labels[arm & ~skin] = ATR["upper_clothes"]
-        leg = part_of[f"{side}_leg"] | part_of[f"{side}_foot"]
-        labels[leg & skin] = ATR[leg_label]
-        labels[leg & ~skin] = bottom_label
-        ankle, knee = _joint(kps, f"{side}_ankle"), _joint(kps, f"{side}_knee")
-        if ankle is not None:
-            shin = float(np.linalg.norm(ankle - knee)) if knee is not None else 0.25 * scale
-            shoe_zone = leg & ~skin & (yy >= ankle[1] - FOOT_ABOVE_ANKLE * shin)
-            if f"{side}_foot" in names:
-                shoe_zone &= part_of[f"{side}_foot"] | (yy >= ankle[1])
-            labels[shoe_zone] = ATR[shoe_label]
 
-    # 6. A skirt in the chest garment's colour is one dress.
-    if bottom_label == ATR["skirt"]:
-        skirt_px = labels == ATR["skirt"]
-        skirt_colour = _mean_colour(lab, skirt_px)
-        shirt_colour = _mean_colour(lab, labels == ATR["upper_clothes"])
-        if (skirt_colour is not None and shirt_colour is not None
-                and np.linalg.norm(skirt_colour - shirt_colour) < DRESS_DE):
-            labels[skirt_px | (labels == ATR["upper_clothes"])] = ATR["dress"]
+def _label_limbs(labels, side: str, part_of, names, skin, yy, kps, scale: float, bottom_label: int) -> None:
+    """One side's arm (skin, else sleeve), leg (skin, else the bottom garment) and shoe (below the ankle)."""
+    full = {"l": "left", "r": "right"}[side]
+    arm = part_of[f"{side}_arm"]
+    labels[arm & skin] = ATR[f"{full}_arm"]
+    labels[arm & ~skin] = ATR["upper_clothes"]
+    leg = part_of[f"{side}_leg"] | part_of[f"{side}_foot"]
+    labels[leg & skin] = ATR[f"{full}_leg"]
+    labels[leg & ~skin] = bottom_label
+    ankle, knee = _joint(kps, f"{side}_ankle"), _joint(kps, f"{side}_knee")
+    if ankle is not None:
+        shin = float(np.linalg.norm(ankle - knee)) if knee is not None else 0.25 * scale
+        shoe_zone = leg & ~skin & (yy >= ankle[1] - FOOT_ABOVE_ANKLE * shin)
+        if f"{side}_foot" in names:
+            shoe_zone &= part_of[f"{side}_foot"] | (yy >= ankle[1])
+        labels[shoe_zone] = ATR[f"{full}_shoe"]
 
-    labels[~person] = ATR["background"]
-    return labels
+
+def _merge_dress(labels: np.ndarray, lab: np.ndarray) -> None:
+    """Rule 6: a skirt in the chest garment's colour is one dress."""
+    skirt_px = labels == ATR["skirt"]
+    skirt_colour = _mean_colour(lab, skirt_px)
+    shirt_colour = _mean_colour(lab, labels == ATR["upper_clothes"])
+    if (skirt_colour is not None and shirt_colour is not None
+            and np.linalg.norm(skirt_colour - shirt_colour) < DRESS_DE):
+        labels[skirt_px | (labels == ATR["upper_clothes"])] = ATR["dress"]
 
 
 def _above_line(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -566,7 +566,46 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
     report = ShardReport(out_dir=out_dir)
     for folder in [out_dir, *(p for p in sorted(out_dir.iterdir()) if p.is_dir())]:
         report.removed.extend(atomic.remove_stale_temps(folder))
+    inputs = _distinct_inputs(videos, report)
+    params = {"window_length": window_length, "stride": stride, "shard_max_samples": shard_max_samples,
+              "seed": seed, "png": PNG_PARAMS, "flow_gzip_level": FLOW_GZIP_LEVEL}
+    index = _load_index(out_dir)
+    expected: set[str] = set()
+    for video in sorted(inputs, key=lambda v: (v.split, v.stem)):
+        windows = plan_windows(video.n_frames, window_length, stride)
+        if not windows:
+            report.skipped.append(Skip(video.dataset, video.video,
+                                       f"{video.n_frames} frames, fewer than window_length={window_length}"))
+            continue
+        chunks = [windows[i:i + shard_max_samples] for i in range(0, len(windows), shard_max_samples)]
+        tars = [f"{video.split}/{video.stem}-{i:06d}.tar" for i in range(len(chunks))]
+        fingerprint = _input_fingerprint(video, params, index["input_hashes"])
+        old = index["videos"].get(video.stem)
+        if (old is not None and old.get("fingerprint") == fingerprint and list(old["tars"]) == tars
+                and all(_stamp_matches(out_dir / t, old["tars"][t]) for t in tars)):
+            entry = old
+            report.kept.extend(out_dir / t for t in tars)
+        else:
+            entry = _write_video(video, out_dir, tars, chunks, seed, fingerprint, report)
+            index["videos"][video.stem] = entry
+            # Saved after every video so a killed run does not redo finished videos.
+            atomic.write_json(index_path(out_dir), index)
+        expected.update(tars)
+        report.videos[video.stem] = {k: entry[k] for k in ("dataset", "video", "split", "fps", "n_frames")}
+        report.rows.extend({**row, "dataset": entry["dataset"], "video": entry["video"], "split": entry["split"]}
+                           for row in entry["samples"])
+    _remove_unexpected(out_dir, expected, report)
+    index["videos"] = {stem: e for stem, e in index["videos"].items() if stem in report.videos}
+    live = {str(p) for v in inputs for p in v.input_files}
+    index["input_hashes"] = {p: h for p, h in index["input_hashes"].items() if p in live}
+    atomic.write_json(index_path(out_dir), index)
+    report.rows.sort(key=lambda r: (r["shard"], r["key"]))
+    return report
 
+
+def _distinct_inputs(videos: Iterable[VideoInputs | Skip], report: ShardReport) -> list[VideoInputs]:
+    """The videos to shard; a :class:`Skip` goes to the report; a video twice, or two videos with one
+    sanitised name, is a ValueError."""
     inputs: list[VideoInputs] = []
     seen: dict[str, VideoInputs] = {}
     for item in videos:
@@ -582,61 +621,35 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
                              f"to {item.stem!r}; rename one")
         seen[item.stem] = item
         inputs.append(item)
+    return inputs
 
-    params = {"window_length": window_length, "stride": stride, "shard_max_samples": shard_max_samples,
-              "seed": seed, "png": PNG_PARAMS, "flow_gzip_level": FLOW_GZIP_LEVEL}
-    index = _load_index(out_dir)
-    expected: set[str] = set()
-    for video in sorted(inputs, key=lambda v: (v.split, v.stem)):
-        windows = plan_windows(video.n_frames, window_length, stride)
-        if not windows:
-            report.skipped.append(Skip(video.dataset, video.video,
-                                       f"{video.n_frames} frames, fewer than window_length={window_length}"))
-            continue
-        chunks = [windows[i:i + shard_max_samples] for i in range(0, len(windows), shard_max_samples)]
-        tars = [f"{video.split}/{video.stem}-{i:06d}.tar" for i in range(len(chunks))]
-        fingerprint = _input_fingerprint(video, params, index["input_hashes"])
-        old = index["videos"].get(video.stem)
-        unchanged = (old is not None and old.get("fingerprint") == fingerprint and list(old["tars"]) == tars
-                     and all(_stamp_matches(out_dir / t, old["tars"][t]) for t in tars))
-        if unchanged:
-            entry = old
-            report.kept.extend(out_dir / t for t in tars)
-        else:
-            data = video.load()
-            stamps, rows = {}, []
-            for rel, chunk in zip(tars, chunks):
-                members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, seed))
-                replaced, stamps[rel] = _write_tar(out_dir / rel, members)
-                (report.written if replaced else report.kept).append(out_dir / rel)
-                report.bytes_written += stamps[rel]["size"] if replaced else 0
-                for start, stop in chunk:
-                    source = choose_source_frame(video.n_frames, start, source_seed_material(
-                        seed, video.dataset, video.video, start), stop=stop)
-                    rows.append({"shard": rel, "key": sample_key(video.stem, start),
-                                 "frames": list(range(start, stop)), "source_frame": source})
-            entry = {"dataset": video.dataset, "video": video.video, "split": video.split, "fps": video.fps,
-                     "n_frames": video.n_frames, "fingerprint": fingerprint, "tars": stamps, "samples": rows}
-            index["videos"][video.stem] = entry
-            # Saved after every video so a killed run does not redo finished videos.
-            atomic.write_json(index_path(out_dir), index)
-        expected.update(tars)
-        report.videos[video.stem] = {k: entry[k] for k in ("dataset", "video", "split", "fps", "n_frames")}
-        report.rows.extend({**row, "dataset": entry["dataset"], "video": entry["video"], "split": entry["split"]}
-                           for row in entry["samples"])
 
-    # Tars of videos no longer listed, moved to another split, or with fewer windows now.
+def _write_video(video: VideoInputs, out_dir: Path, tars: list[str], chunks: list[list[tuple[int, int]]],
+                 seed: int, fingerprint: str, report: ShardReport) -> dict[str, Any]:
+    """Encode one video's windows into its tars (a tar whose bytes did not change is kept); its index entry."""
+    data = video.load()
+    stamps, rows = {}, []
+    for rel, chunk in zip(tars, chunks):
+        members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, seed))
+        replaced, stamps[rel] = _write_tar(out_dir / rel, members)
+        (report.written if replaced else report.kept).append(out_dir / rel)
+        report.bytes_written += stamps[rel]["size"] if replaced else 0
+        for start, stop in chunk:
+            source = choose_source_frame(video.n_frames, start, source_seed_material(
+                seed, video.dataset, video.video, start), stop=stop)
+            rows.append({"shard": rel, "key": sample_key(video.stem, start),
+                         "frames": list(range(start, stop)), "source_frame": source})
+    return {"dataset": video.dataset, "video": video.video, "split": video.split, "fps": video.fps,
+            "n_frames": video.n_frames, "fingerprint": fingerprint, "tars": stamps, "samples": rows}
+
+
+def _remove_unexpected(out_dir: Path, expected: set[str], report: ShardReport) -> None:
+    """Tars of videos no longer listed, moved to another split, or with fewer windows now."""
     for folder in sorted(p for p in out_dir.iterdir() if p.is_dir()):
         for tar_path in sorted(folder.glob("*.tar")):
             if tar_path.relative_to(out_dir).as_posix() not in expected:
                 tar_path.unlink()
                 report.removed.append(tar_path)
-    index["videos"] = {stem: e for stem, e in index["videos"].items() if stem in report.videos}
-    live = {str(p) for v in inputs for p in v.input_files}
-    index["input_hashes"] = {p: h for p, h in index["input_hashes"].items() if p in live}
-    atomic.write_json(index_path(out_dir), index)
-    report.rows.sort(key=lambda r: (r["shard"], r["key"]))
-    return report
 
 
 # ----------------------------------------------------------------------------------------------- manifest
