@@ -73,15 +73,12 @@ def _model_info(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    import os
-
-    import torch
-
-    from pipeline.inference.transfer import run_transfer
+    from pipeline.core.compute import cap_torch_threads
     from pipeline.core.params import load_params
+    from pipeline.inference.transfer import run_transfer
 
     # a shared CPU box: oversubscribed intra-op threads make the small per-frame convolutions slower, not faster
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("REMOT_TORCH_THREADS", "64")))))
+    cap_torch_threads()
     params = load_params(args.params)
     result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
                           checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,

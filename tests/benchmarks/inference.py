@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tests.benchmarks._threads import limited_threads
+
 AREA = "inference"
 
 
@@ -111,9 +113,7 @@ def end_to_end(n_frames: int) -> dict:
 
 
 def run(quick: bool = True) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with limited_threads():
         rows = [networks_only("tiny", torch.device("cpu"), 4 if quick else 16)]
         if torch.cuda.is_available():
             cuda = torch.device("cuda")
@@ -121,8 +121,6 @@ def run(quick: bool = True) -> list[dict]:
             rows.append(networks_only("paper", cuda, 8 if quick else 32))
         rows.append(end_to_end(8 if quick else 32))
         return rows
-    finally:
-        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 
 from remot_models import (FaceDiscriminator, LayoutGenerator, ModelConfig, MultiscaleDiscriminator,
                           RegionGenerator, WholeCompositionNetwork, count_parameters, fused_tam, naive_tam)
+from tests.benchmarks._threads import limited_threads
 
 AREA = "models"
 TAM_CHANNELS = 64
@@ -165,9 +166,7 @@ def _tam_rows(device: str, quick: bool) -> list[dict]:
 
 def run(quick: bool = True) -> list[dict]:
     """Benchmark rows (see module docstring). Quick mode: ~30 s on one CPU core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with limited_threads():
         rows = _network_rows("tiny", "cpu", (256, 192), iterations=2 if quick else 10, warmup=True)
         rows += _network_rows("paper", "cpu", (64, 48) if quick else (256, 192), iterations=1, warmup=False)
         rows += _tam_rows("cpu", quick)
@@ -175,8 +174,6 @@ def run(quick: bool = True) -> list[dict]:
             for profile in ("tiny", "paper"):
                 rows += _network_rows(profile, "cuda", (256, 192), iterations=5 if quick else 20, warmup=True)
             rows += _tam_rows("cuda", quick)
-    finally:
-        torch.set_num_threads(threads)
     return rows
 
 

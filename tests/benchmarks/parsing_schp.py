@@ -10,6 +10,7 @@ import time
 import torch
 
 from pipeline.pretrained.schp import AugmentCE2P
+from tests.benchmarks._threads import limited_threads
 
 
 def _time_forward(model: torch.nn.Module, x: torch.Tensor, iterations: int, warmup: int) -> float:
@@ -31,10 +32,7 @@ def run(quick: bool = True) -> list[dict]:
     for batch 1 and, outside quick mode, for batch 2 (one frame plus its mirror, i.e. SCHP's flip recipe)."""
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    threads_before = torch.get_num_threads()
-    if not cuda:
-        torch.set_num_threads(1)  # shared CI box; also makes CPU numbers comparable between runs
-    try:
+    with limited_threads(single=not cuda):  # shared CI box; also makes CPU numbers comparable between runs
         torch.manual_seed(0)
         model = AugmentCE2P(num_classes=18).eval().to(device)
         iterations, warmup = (1, 0) if quick and not cuda else ((5, 2) if quick else (20, 3))
@@ -57,8 +55,6 @@ def run(quick: bool = True) -> list[dict]:
                           f"real checkpoint); {setting}; {iterations} timed iteration(s) after {warmup} warm-up"),
             })
         return rows
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 if __name__ == "__main__":

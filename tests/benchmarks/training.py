@@ -21,6 +21,7 @@ from pipeline.pretrained.perceptual import load_perceptual
 from pipeline.training.steps import build_steps
 from remot_models.config import ModelConfig
 from remot_models.losses import VGG19Features
+from tests.benchmarks._threads import limited_threads
 
 
 def synthetic_batch(batch: int, height: int, width: int, t: int = 3) -> dict:
@@ -82,9 +83,7 @@ def learn_config() -> ModelConfig:
 
 def run(quick: bool = True) -> list[dict]:
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with limited_threads():
         cpu = torch.device("cpu")
         size = (128, 96) if quick else (256, 192)
         one = synthetic_batch(1, *size, t=1)
@@ -118,8 +117,6 @@ def run(quick: bool = True) -> list[dict]:
                 rows.append({"area": "training", "name": f"{stage} steps/s (paper, 256x192, batch 1, 3 frames)",
                              "value": round(rate, 3), "unit": "steps/s", "device": torch.cuda.get_device_name(0),
                              "notes": "bf16 autocast; G+D update; no data loading"})
-    finally:
-        torch.set_num_threads(threads)
     return rows
 
 
