@@ -23,7 +23,7 @@ from pipeline.core.params import load_params
 from pipeline.shards.reader import make_loader
 import pipeline.shards.writer as shards_module
 from pipeline.shards.writer import collect_video, write_manifest, write_shards
-from pipeline.training.runner import StoppedEarly, read_log, run_stage
+from pipeline.training.runner import StoppedEarly, read_log, train_network
 from tests._fault_helpers import (check_npz, check_tar, full_disk_os, kill_when, run_stage_cli, small_tmpfs,
                                   start_stage, temporaries)
 from tests.test_shards import fabricate_video, tar_stamps
@@ -304,7 +304,7 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tiny_shards
 
     monkeypatch.setattr(ckpt, "save_file", save_until_full)
     with pytest.raises(OSError) as err:
-        run_stage("layout", load_params(root / "params.yaml"), root)
+        train_network("layout", load_params(root / "params.yaml"), root)
     assert err.value.errno == errno.ENOSPC and "step-000004" in err.value.filename
     monkeypatch.undo()
     assert json.loads((stage_dir / "latest.json").read_text()) == {"step": 2, "dir": "step-000002"}
@@ -315,16 +315,16 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tiny_shards
     steps = LayoutSteps(ModelConfig.from_profile("tiny"), torch.device("cpu"), 2e-4, (0.5, 0.999), False)
     scheds = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda e: 1.0) for n, o in steps.optimizers.items()}
     assert ckpt.load_checkpoint(stage_dir / "step-000002", steps.modules, steps.optimizers, scheds).step == 2
-    result = run_stage("layout", load_params(root / "params.yaml"), root)
+    result = train_network("layout", load_params(root / "params.yaml"), root)
     assert result.resumed_from == 2 and result.steps == 6
 
 
 def test_a_torn_loss_log_line_does_not_block_resume(tiny_shards, tmp_path):
     root = make_project(tmp_path / "p", tiny_shards)
     with pytest.raises(StoppedEarly):
-        run_stage("layout", load_params(root / "params.yaml"), root, stop_after=3)
+        train_network("layout", load_params(root / "params.yaml"), root, stop_after=3)
     losses = root / "models" / "layout" / "losses.jsonl"
     with open(losses, "a") as handle:  # what a write cut short by a full disk or a crash leaves
         handle.write('{"step": 4, "epoch": 1, "g_to')
-    result = run_stage("layout", load_params(root / "params.yaml"), root)
+    result = train_network("layout", load_params(root / "params.yaml"), root)
     assert result.resumed_from == 2 and [r["step"] for r in read_log(losses)] == list(range(1, 7))

@@ -77,14 +77,14 @@ import yaml  # noqa: E402
 def test_pipe_shards_in_params_never_run_without_the_opt_in(tmp_path):
     from pipeline.shards.reader import UnsafeShardURL
     from pipeline.core.params import load_params
-    from pipeline.training.runner import run_stage
+    from pipeline.training.runner import train_network
 
     marker = tmp_path / "out.txt"
     params = {"train": {"shards": f"pipe:id > {marker}; cat /dev/null", "steps_per_epoch": 1, "device": "cpu",
                         "num_workers": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(UnsafeShardURL, match="train.allow_shell_urls"):
-        run_stage("layout", load_params(tmp_path / "params.yaml"), tmp_path)
+        train_network("layout", load_params(tmp_path / "params.yaml"), tmp_path)
     assert not marker.exists()
     assert not (tmp_path / "models").exists()  # refused before anything was built or written
 

@@ -18,7 +18,7 @@ from pipeline.core import checkpoint as ckpt
 from pipeline.core.errors import BadCheckpoint, RemotError
 from pipeline.core.params import load_params
 from pipeline.shards.writer import collect_video, write_manifest, write_shards
-from pipeline.training.runner import StoppedEarly, read_log, run_stage
+from pipeline.training.runner import StoppedEarly, read_log, train_network
 from pipeline.training.steps import NonFiniteLoss
 from tests.test_shards import fabricate_video
 
@@ -57,7 +57,7 @@ def losses_by_step(path: Path) -> dict[int, dict[str, float]]:
 
 def test_checkpoints_are_safetensors_and_json_and_load_without_pickle(tiny_shards, tmp_path, monkeypatch):
     root = make_project(tmp_path / "p", tiny_shards)
-    result = run_stage("layout", load_params(root / "params.yaml"), root)
+    result = train_network("layout", load_params(root / "params.yaml"), root)
     stage_dir = root / "models" / "layout"
     assert result.steps == 6
     assert json.loads((stage_dir / "latest.json").read_text()) == {"step": 6, "dir": "step-000006"}
@@ -100,17 +100,17 @@ def test_checkpoints_are_safetensors_and_json_and_load_without_pickle(tiny_shard
 
 def test_killed_run_resumes_to_the_same_losses(tiny_shards, tmp_path):
     whole = make_project(tmp_path / "whole", tiny_shards)
-    run_stage("layout", load_params(whole / "params.yaml"), whole)
+    train_network("layout", load_params(whole / "params.yaml"), whole)
     reference = losses_by_step(whole / "models" / "layout" / "losses.jsonl")
     assert sorted(reference) == [1, 2, 3, 4, 5, 6]
 
     parts = make_project(tmp_path / "parts", tiny_shards)
     with pytest.raises(StoppedEarly):  # stops after step 3: mid-epoch, one step past the step-2 checkpoint
-        run_stage("layout", load_params(parts / "params.yaml"), parts, stop_after=3)
+        train_network("layout", load_params(parts / "params.yaml"), parts, stop_after=3)
     assert json.loads((parts / "models" / "layout" / "latest.json").read_text())["step"] == 2
     # A write killed mid-checkpoint leaves only a temporary folder, which the next start ignores and removes.
     (parts / "models" / "layout" / ".tmp-step-000004-999").mkdir()
-    result = run_stage("layout", load_params(parts / "params.yaml"), parts)
+    result = train_network("layout", load_params(parts / "params.yaml"), parts)
     assert result.resumed_from == 2 and result.steps == 6
     assert not (parts / "models" / "layout" / ".tmp-step-000004-999").exists()
     resumed = losses_by_step(parts / "models" / "layout" / "losses.jsonl")
@@ -120,7 +120,7 @@ def test_killed_run_resumes_to_the_same_losses(tiny_shards, tmp_path):
     assert [resumed[s]["epoch"] for s in range(1, 7)] == [0, 0, 1, 1, 2, 2]
     # and the trajectories really depend on the data order: another seed gives other losses
     other = make_project(tmp_path / "other", tiny_shards, seed=1, epochs={"layout": 1, "region": 1, "wcn": 1})
-    run_stage("layout", load_params(other / "params.yaml"), other)
+    train_network("layout", load_params(other / "params.yaml"), other)
     assert losses_by_step(other / "models" / "layout" / "losses.jsonl")[2]["g_total"] != reference[2]["g_total"]
 
 
@@ -133,7 +133,7 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_last_checkpoint(tiny_shar
                 next(steps.modules["generator"].decode_layout.parameters()).fill_(float("nan"))
 
     with pytest.raises(NonFiniteLoss) as err:
-        run_stage("layout", load_params(root / "params.yaml"), root, before_step=poison)
+        train_network("layout", load_params(root / "params.yaml"), root, before_step=poison)
     assert err.value.step == 3 and err.value.term in str(err.value) and "step 3" in str(err.value)
     latest = ckpt.latest_checkpoint(root / "models" / "layout")
     assert latest.name == "step-000002"
@@ -144,20 +144,20 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_last_checkpoint(tiny_shar
 def test_wcn_refuses_a_region_checkpoint_of_another_profile_and_missing_inputs(tiny_shards, tmp_path):
     root = make_project(tmp_path / "p", tiny_shards, steps_per_epoch=1)
     with pytest.raises(RemotError, match="train_layout"):
-        run_stage("region", load_params(root / "params.yaml"), root)
-    run_stage("layout", load_params(root / "params.yaml"), root)
+        train_network("region", load_params(root / "params.yaml"), root)
+    train_network("layout", load_params(root / "params.yaml"), root)
     with pytest.raises(RemotError, match="train_region"):
-        run_stage("wcn", load_params(root / "params.yaml"), root)
-    run_stage("region", load_params(root / "params.yaml"), root)
+        train_network("wcn", load_params(root / "params.yaml"), root)
+    train_network("region", load_params(root / "params.yaml"), root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["model"] = {"profile": "tiny", "ngf": 16}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(BadCheckpoint, match=r"model\.ngf: checkpoint 8 vs params 16"):
-        run_stage("wcn", load_params(root / "params.yaml"), root)
+        train_network("wcn", load_params(root / "params.yaml"), root)
     empty = make_project(tmp_path / "empty", tiny_shards)
     shutil.rmtree(empty / "data" / "shards" / "train")
     with pytest.raises(RemotError, match=r"dvc repro shards"):
-        run_stage("layout", load_params(empty / "params.yaml"), empty)
+        train_network("layout", load_params(empty / "params.yaml"), empty)
 
 
 def _rank_main(rank: int, root: str, port: int) -> None:
@@ -178,7 +178,7 @@ def _rank_main(rank: int, root: str, port: int) -> None:
     def capture(step, steps):
         captured["modules"] = steps.modules
 
-    run_stage("layout", params, root_path, before_step=capture)
+    train_network("layout", params, root_path, before_step=capture)
     state = {f"{n}.{k}": v.detach().contiguous() for n, m in captured["modules"].items()
              for k, v in m.state_dict().items()}
     save_file(state, str(root_path / f"rank{rank}.safetensors"))
@@ -210,10 +210,10 @@ def test_training_reads_shards_through_a_pipe_url(tiny_shards, tmp_path):
     url = "::".join(f"pipe:cat {tar}" for tar in tars)
     root = make_project(tmp_path / "p", tiny_shards, shards=url, steps_per_epoch=1, allow_shell_urls=True,
                         epochs={"layout": 2, "region": 1, "wcn": 1})
-    result = run_stage("layout", load_params(root / "params.yaml"), root)
+    result = train_network("layout", load_params(root / "params.yaml"), root)
     assert result.steps == 2
     metrics = json.loads(result.metrics_path.read_text())
     assert metrics["data_manifest_sha256"] is None  # no local manifest behind a URL, and that is recorded
     root = make_project(tmp_path / "q", tiny_shards, shards=url, steps_per_epoch=None, allow_shell_urls=True)
     with pytest.raises(RemotError, match="set train.steps_per_epoch"):
-        run_stage("layout", load_params(root / "params.yaml"), root)
+        train_network("layout", load_params(root / "params.yaml"), root)

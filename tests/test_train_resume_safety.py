@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.core.params import load_params
 from pipeline.training.resume import move_aside, run_fingerprint
-from pipeline.training.runner import run_stage
+from pipeline.training.runner import train_network
 from tests.test_train import make_project, tiny_shards  # noqa: F401  (fixture)
 
 torch.set_num_threads(1)
@@ -35,19 +35,19 @@ def test_execution_settings_do_not_change_the_fingerprint(tmp_path, tiny_shards)
 def test_changed_workers_resume_and_changed_maths_moves_the_run_aside(tmp_path, tiny_shards):  # noqa: F811
     root = make_project(tmp_path / "p", tiny_shards, steps_per_epoch=1, checkpoint_every=1,
                         epochs={"layout": 2, "region": 1, "wcn": 1})
-    first = run_stage("layout", load_params(root / "params.yaml"), root)
+    first = train_network("layout", load_params(root / "params.yaml"), root)
     stage_dir = root / "models" / "layout"
     assert first.steps == 2
     # more epochs and another worker count: the same run continues
     params = _edit(root, num_workers=1, epochs={"layout": 3, "region": 1, "wcn": 1})
-    second = run_stage("layout", params, root)
+    second = train_network("layout", params, root)
     assert second.resumed_from == 2 and second.steps == 3
     saved = {p.name: p.read_bytes() for p in stage_dir.glob("step-*/modules.safetensors")}
     saved_names = sorted(p.name for p in stage_dir.glob("step-*"))
     log = (stage_dir / "losses.jsonl").read_bytes()
     old_fp = json.loads((stage_dir / sorted(saved_names)[-1] / "state.json").read_text())["meta"]["fingerprint"]
     # another learning rate changes the maths: a fresh run, the old one kept intact beside it
-    third = run_stage("layout", _edit(root, lr=1e-3, num_workers=0), root)
+    third = train_network("layout", _edit(root, lr=1e-3, num_workers=0), root)
     assert third.resumed_from is None and third.steps == 3
     aside = stage_dir / f"superseded-{old_fp}"
     assert sorted(p.name for p in aside.glob("step-*")) == saved_names

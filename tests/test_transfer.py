@@ -11,9 +11,10 @@ import torch
 
 from pipeline.cli import main as cli_main
 from pipeline.core import checkpoint as ckpt
+from pipeline.core.checkpoint import NETWORKS
 from pipeline.core.errors import BadCheckpoint
 from pipeline.core.params import Params
-from pipeline.inference.generate import STAGES, CheckpointMissing
+from pipeline.inference.generate import CheckpointMissing
 from pipeline.inference.prepare import DrivingVideoError, NoPersonError
 from pipeline.inference.transfer import run_transfer
 from pipeline.inference.video_io import count_frames, read_video, write_mp4
@@ -27,7 +28,7 @@ def save_initialised_checkpoint(root: Path, cfg: ModelConfig, profile: str = "ti
     """Freshly initialised generators saved under the real final-checkpoint layout ``root/<stage>/final``."""
     torch.manual_seed(seed)
     nets = {"layout": LayoutGenerator(cfg), "region": RegionGenerator(cfg), "wcn": WholeCompositionNetwork(cfg)}
-    for stage in STAGES:
+    for stage in NETWORKS:
         folder = root / stage / "final"
         folder.mkdir(parents=True, exist_ok=True)
         state = ckpt.TrainingState(meta={"stage": stage, "profile": profile, "model_config": cfg.to_dict()})

@@ -220,6 +220,10 @@ def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module], optimizer
                          meta=saved["meta"])
 
 
+# The three REMOT networks in training order: each later one trains on the earlier ones' outputs.
+NETWORKS: tuple[str, ...] = ("layout", "region", "wcn")
+
+
 def build_generator(stage: str, cfg: ModelConfig) -> torch.nn.Module:
     """The untrained generator of ``stage`` (layout | region | wcn)."""
     return {"layout": LayoutGenerator, "region": RegionGenerator, "wcn": WholeCompositionNetwork}[stage](cfg)

@@ -130,7 +130,7 @@ class ShardParams(Section):
 
 
 class TrainEpochs(Section):
-    """Epochs per GAN stage (paper 3.3: Layout GAN and Region GAN 10 each, separately; then the WCN 10)."""
+    """Epochs per network (paper 3.3: Layout GAN and Region GAN 10 each, separately; then the WCN 10)."""
 
     layout: int = Field(10, ge=0)
     region: int = Field(10, ge=0)
@@ -138,7 +138,7 @@ class TrainEpochs(Section):
 
 
 class TrainParams(Section):
-    """Training of the three GAN stages (``pipeline.training``; Prefect flow ``remot/train`` and DVC train_*)."""
+    """Training of the three REMOT networks (``pipeline.training``; Prefect flow ``remot/train`` and DVC train_*)."""
 
     shards: str = Field("data/shards", description="shard folder (from `dvc repro shards`), relative to the root, "
                         "or a WebDataset URL pattern / '::' list of the split's shards (file:; pipe:, s3://, "

@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 from pipeline.core import checkpoint as ckpt
-from pipeline.core.checkpoint import build_generator
+from pipeline.core.checkpoint import NETWORKS, build_generator
 from pipeline.core.errors import RemotError
 from pipeline.pose.render import render_pose_map
 from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
 from remot_models.sequence import START_RULE, Generators, generate_sequence
 
-STAGES = ("layout", "region", "wcn")
 
 
 
@@ -58,14 +57,14 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
     ``BadCheckpoint`` naming every ``model.*`` param on which a checkpoint differs from ``cfg``.
     """
     device = torch.device(device)
-    nets = {stage: build_generator(stage, cfg) for stage in STAGES}
+    nets = {stage: build_generator(stage, cfg) for stage in NETWORKS}
     folders, info = {}, {}
-    for stage in STAGES:
+    for stage in NETWORKS:
         folder = stage_folder(checkpoint_root, stage)
         if not (folder / "state.json").is_file() or not (folder / "modules.safetensors").is_file():
             raise CheckpointMissing(f"no trained {stage} checkpoint in {folder}: run `dvc repro train_{stage}` "
                                     f"(or `make train`), or pass --checkpoint with a folder holding "
-                                    f"{'/final, '.join(STAGES)}/final")
+                                    f"{'/final, '.join(NETWORKS)}/final")
         ckpt.check_model_config(folder, cfg.to_dict(), f"`dvc repro train_{stage}`")
         ckpt.load_modules(folder, {"generator": nets[stage]}, device="cpu")
         meta = ckpt.read_state(folder)

@@ -2,7 +2,7 @@
 
 The stages run in order, each on the frozen outputs of the ones before (trained as used,
 ``pipeline.training.steps``): Layout GAN, Region GAN on its predicted layouts, WCN on both. Each task runs
-``pipeline.training.runner.run_stage`` - the code the DVC stages run - so a retried or re-run task resumes from
+``pipeline.training.runner.train_network`` - the code the DVC stages run - so a retried or re-run task resumes from
 its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), never for a NaN/inf loss or a
 configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
 final losses and a markdown artifact with the sample grid (PNG, embedded as base64, and its path).
@@ -48,10 +48,10 @@ def _retry_on_io_error(task_obj, task_run, state) -> bool:
       task_run_name="train-{stage}")
 def train_stage(stage: str, params_path: str) -> dict[str, Any]:
     """Train one stage to the end of its schedule; returns its metrics and publishes its artifacts."""
-    from pipeline.training.runner import run_stage
+    from pipeline.training.runner import train_network
 
     params_file = Path(params_path).resolve()
-    result = run_stage(stage, load_params(params_file), params_file.parent)
+    result = train_network(stage, load_params(params_file), params_file.parent)
     if result.metrics_path is None:  # not rank 0 (flows run single-process; kept for completeness)
         return {"stage": stage, "steps": result.steps}
     create_table_artifact(

@@ -1,8 +1,8 @@
-"""The training loop of one GAN stage, shared by the Prefect flow (``pipeline.orchestration.flow``) and the DVC stages
+"""The training loop of one REMOT network (layout, region or wcn), shared by the Prefect flow (``pipeline.orchestration.flow``) and the DVC stages
 (``stages/train_*.py``): device choice, optional multi-rank data parallelism, bf16 autocast on CUDA, progress
 bar, per-step loss log, NaN/inf guard, checkpoints every N steps and at the end, exact resume.
 
-Outputs of stage ``S`` (paths from ``params.train``, relative to the project root)::
+Outputs of network ``S`` (paths from ``params.train``, relative to the project root)::
 
     models/S/step-NNNNNN/, models/S/latest.json    versioned checkpoints (pipeline.core.checkpoint)
     models/S/losses.jsonl                          the run's per-step loss log (truncated to the checkpoint on resume)
@@ -14,7 +14,7 @@ Outputs of stage ``S`` (paths from ``params.train``, relative to the project roo
 Resume: when ``latest.json`` names a checkpoint made with the same run fingerprint (train params that change the
 trajectory, model params, data manifest hash), the run continues from it: networks, optimizers,
 scheduler, every RNG and the loader position (epoch, batches consumed; see pipeline.training.data). A checkpoint
-of another fingerprint is not resumed: the stage says which params differ, moves it and its loss log to
+of another fingerprint is not resumed: the run says which params differ, moves it and its loss log to
 ``models/S/superseded-<fingerprint>/`` (never deletes them) and starts afresh. Worker count, device, amp and the
 number of ranks are not part of the fingerprint (pipeline.training.resume).
 
@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core import checkpoint as ckpt
-from pipeline.core.checkpoint import build_generator
+from pipeline.core.checkpoint import NETWORKS, build_generator
 from pipeline.core.compute import choose_device
 from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest
@@ -53,7 +53,7 @@ from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url
 from pipeline.training.grid import save_grid
 from pipeline.training.resume import (NON_TRAJECTORY_FIELDS, describe_difference, move_aside,  # noqa: F401
                                      run_fingerprint)
-from pipeline.training.steps import STAGES, NonFiniteLoss, StageSteps, build_steps
+from pipeline.training.steps import NetworkSteps, NonFiniteLoss, build_steps
 
 _INIT_LOCK = threading.Lock()  # the flow may build two stages' networks at once in threads; seeding is global
 
@@ -63,8 +63,8 @@ class StoppedEarly(Exception):
 
 
 @dataclass
-class StageResult:
-    stage: str
+class TrainResult:
+    network: str
     steps: int
     final_dir: Path | None
     metrics_path: Path | None
@@ -77,7 +77,7 @@ class StageResult:
 
 
 @dataclass(frozen=True)
-class StagePaths:
+class TrainPaths:
     stage_dir: Path
     final: Path
     losses: Path
@@ -86,12 +86,12 @@ class StagePaths:
     metrics: Path
 
     @classmethod
-    def of(cls, params: Params, root: Path, stage: str) -> "StagePaths":
-        stage_dir = root / params.train.out / stage
+    def of(cls, params: Params, root: Path, network: str) -> "TrainPaths":
+        stage_dir = root / params.train.out / network
         return cls(stage_dir=stage_dir, final=stage_dir / "final", losses=stage_dir / "losses.jsonl",
-                   plot=root / "plots" / "train" / f"{stage}.csv",
-                   grid=root / "plots" / "train" / f"{stage}-samples.png",
-                   metrics=root / "metrics" / f"train_{stage}.json")
+                   plot=root / "plots" / "train" / f"{network}.csv",
+                   grid=root / "plots" / "train" / f"{network}-samples.png",
+                   metrics=root / "metrics" / f"train_{network}.json")
 
 
 # ------------------------------------------------------------------------------------------------ environment
@@ -159,18 +159,18 @@ def write_plot_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic.write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
-# ------------------------------------------------------------------------------------------------ the stage
+# ------------------------------------------------------------------------------------------------ training one network
 
 
-def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after: int | None = None,
-              before_step: Callable[[int, StageSteps], None] | None = None) -> StageResult:
-    """Train ``stage`` (layout | region | wcn) to the end of its schedule, resuming when possible.
+def train_network(network: str, params: Params, root: Path | str = ".", *, stop_after: int | None = None,
+              before_step: Callable[[int, NetworkSteps], None] | None = None) -> TrainResult:
+    """Train ``network`` (layout | region | wcn) to the end of its schedule, resuming when possible.
 
     ``stop_after``: raise :class:`StoppedEarly` right after step ``stop_after`` (and its checkpoint, if one is
     due), as a kill would. ``before_step(step, steps)``: a hook called before every step (tests use it to
     inject faults). Raises :class:`NonFiniteLoss` on a NaN/inf loss, RemotError for missing inputs.
     """
-    run = set_up(stage, params, Path(root).resolve())
+    run = set_up(network, params, Path(root).resolve())
     log = LossLog.open(run.paths, run.state.step, run.rank)
     start_step, progress = run.state.step, Progress(run)
     try:
@@ -184,10 +184,10 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
     elapsed = progress.elapsed()
     steps_per_s = (run.state.step - start_step) / elapsed if run.state.step > start_step and elapsed > 0 else None
     run.record_backends()
-    result = StageResult(stage=stage, steps=run.state.step, final_dir=None, metrics_path=None, plot_path=None,
+    result = TrainResult(network=network, steps=run.state.step, final_dir=None, metrics_path=None, plot_path=None,
                          grid_path=None, steps_per_s=steps_per_s, resumed_from=run.resumed_from)
     if run.rank == 0:
-        _finish(run.paths, stage, run.state, run.steps, run.steps.schedulers, log.rows, run.dataset, run.tp,
+        _finish(run.paths, network, run.state, run.steps, run.steps.schedulers, log.rows, run.dataset, run.tp,
                 run.steps_per_epoch, result)
     if dist.is_initialized():
         dist.barrier()
@@ -201,15 +201,15 @@ def run_stage(stage: str, params: Params, root: Path | str = ".", *, stop_after:
 class Run:
     """One training run of one network: what :func:`set_up` built, and the state the loop advances."""
 
-    stage: str
+    network: str
     tp: Any                      # params.train
     rank: int
     world: int
     device: torch.device
-    paths: StagePaths
+    paths: TrainPaths
     steps_per_epoch: int
     total: int                   # steps in the schedule (0 when there is no network to train)
-    steps: StageSteps
+    steps: NetworkSteps
     state: ckpt.TrainingState
     resumed_from: int | None
     dataset: ResumableWindows
@@ -219,41 +219,41 @@ class Run:
         self.state.meta["backends"]["shards"] = [json.loads(b) for b in sorted(self.backends)]
 
 
-def set_up(stage: str, params: Params, root: Path) -> Run:
+def set_up(network: str, params: Params, root: Path) -> Run:
     """Devices and ranks, the shard stream, the networks with their optimisers and schedule, and the state
     (resumed from the latest checkpoint of the same run fingerprint, else freshly seeded). The order is the
     order of the random draws: initialisation, then seeding."""
-    if stage not in STAGES:
-        raise RemotError(f"unknown training stage {stage!r}; expected one of {', '.join(STAGES)}")
+    if network not in NETWORKS:
+        raise RemotError(f"unknown network {network!r}; expected one of {', '.join(NETWORKS)}")
     tp = params.train
     rank, world, local_rank = init_distributed("cuda" if tp.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = choose_device(tp.device, local_rank, setting="train.device")
-    paths = StagePaths.of(params, root, stage)
+    paths = TrainPaths.of(params, root, network)
     urls, manifest_sha, steps_per_epoch = _shard_source(tp, root, world)
-    epochs = getattr(tp.epochs, stage)
+    epochs = getattr(tp.epochs, network)
     fingerprint = run_fingerprint(params, manifest_sha, world)
-    steps, perceptual_info = _build_steps(stage, params, root, device, epochs)
+    steps, perceptual_info = _build_steps(network, params, root, device, epochs)
     # No git revision, host or time here: the final checkpoint and the metrics are DVC outputs that must have the
     # same bytes for the same code and data in every clone (dvc.lock pins the code); the revision goes to the log.
-    meta = {"stage": stage, "fingerprint": fingerprint,
+    meta = {"stage": network, "fingerprint": fingerprint,
             "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
             "profile": params.model.profile, "model_config": model_config(params.model).to_dict(),
             "backends": {"perceptual": perceptual_info, "shards": []}, "world_size": world, "device": str(device),
             "amp": steps.amp, "torch": torch.__version__, "steps_per_epoch": steps_per_epoch, "epochs": epochs}
     state = ckpt.TrainingState(meta=meta)
-    resumed_from = _resume_or_reset(stage, paths, steps, steps.schedulers, fingerprint, params, state, device, rank)
+    resumed_from = _resume_or_reset(network, paths, steps, steps.schedulers, fingerprint, params, state, device, rank)
     if resumed_from is None:
         # A fresh run seeds every global RNG from train.seed (a resumed run restored them from the checkpoint).
-        seed = derive_seed("train", tp.seed, stage, rank) % (2 ** 32)
+        seed = derive_seed("train", tp.seed, network, rank) % (2 ** 32)
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)
     backends = set(json.dumps(b, sort_keys=True) for b in state.meta["backends"].get("shards", []))
     dataset = ResumableWindows(urls, batch_size=tp.batch_size, num_workers=tp.num_workers,
-                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, stage),
+                               shuffle_buffer=tp.shuffle_buffer, seed=derive_seed("data", tp.seed, network),
                                pose_thickness=params.pose.thickness, allow_shell_urls=tp.allow_shell_urls)
     total = epochs * steps_per_epoch if steps.trainable else 0  # "REMOT w/o WCN": no network, nothing to optimise
-    return Run(stage, tp, rank, world, device, paths, steps_per_epoch, total, steps, state, resumed_from, dataset,
+    return Run(network, tp, rank, world, device, paths, steps_per_epoch, total, steps, state, resumed_from, dataset,
                backends)
 
 
@@ -273,21 +273,21 @@ def _shard_source(tp, root: Path, world: int) -> tuple[list[str], str | None, in
     return urls, manifest_sha, steps_per_epoch
 
 
-def _build_steps(stage: str, params: Params, root: Path, device: torch.device, epochs: int
-                 ) -> tuple[StageSteps, dict | None]:
-    """The network(s) of ``stage`` seeded from train.seed, its frozen upstream generators, the perceptual
+def _build_steps(network: str, params: Params, root: Path, device: torch.device, epochs: int
+                 ) -> tuple[NetworkSteps, dict | None]:
+    """The network(s) of ``network`` seeded from train.seed, its frozen upstream generators, the perceptual
     backbone (Region GAN, WCN), the optimisers and their schedule; and what the perceptual backbone is."""
     tp, cfg = params.train, model_config(params.model)
     vgg, vgg_info = None, None
-    if stage in ("region", "wcn"):
+    if network in ("region", "wcn"):
         from pipeline.pretrained.perceptual import load_perceptual
 
         vgg, vgg_info = load_perceptual(tp.perceptual, root / tp.vgg19_weights, seed=tp.seed)
         vgg_info = relative_paths(vgg_info, root)  # checkpoints are DVC outputs: the same bytes in every clone
-    upstream = load_generators(params, root, cfg, STAGES[:STAGES.index(stage)])
+    upstream = load_generators(params, root, cfg, NETWORKS[:NETWORKS.index(network)])
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed("init", tp.seed, stage) % (2 ** 63))
-        steps = build_steps(stage, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg, upstream=upstream,
+        torch.manual_seed(derive_seed("init", tp.seed, network) % (2 ** 63))
+        steps = build_steps(network, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg, upstream=upstream,
                             sequence_length=tp.sequence_length, epochs=epochs, lr_decay_epochs=tp.lr_decay_epochs)
     return steps, vgg_info
 
@@ -296,7 +296,7 @@ def _build_steps(stage: str, params: Params, root: Path, device: torch.device, e
 
 
 def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int | None,
-               before_step: Callable[[int, StageSteps], None] | None) -> None:
+               before_step: Callable[[int, NetworkSteps], None] | None) -> None:
     """Step until the schedule's end: each epoch is ``steps_per_epoch`` batches; after each step the loss log,
     the schedule (at an epoch's end), the progress bar and, when due, a checkpoint."""
     state, tp = run.state, run.tp
@@ -322,7 +322,7 @@ def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int |
                             run.rank)
                 progress.report(step, losses)
             if stop_after is not None and step >= stop_after:
-                raise StoppedEarly(f"{run.stage}: stopped after step {step} on request")
+                raise StoppedEarly(f"{run.network}: stopped after step {step} on request")
 
 
 # ------------------------------------------------------------------------------------------------ hooks
@@ -331,11 +331,11 @@ def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int |
 class LossLog:
     """The per-step loss rows: in memory for the plot and metrics, appended to ``losses.jsonl`` (rank 0)."""
 
-    def __init__(self, paths: StagePaths, rows: list[dict[str, Any]], rank: int):
+    def __init__(self, paths: TrainPaths, rows: list[dict[str, Any]], rank: int):
         self.paths, self.rows, self.rank = paths, rows, rank
 
     @classmethod
-    def open(cls, paths: StagePaths, step: int, rank: int) -> "LossLog":
+    def open(cls, paths: TrainPaths, step: int, rank: int) -> "LossLog":
         """The log on disk cut to exactly the steps the restored state has taken."""
         rows = read_log(paths.losses, step) if rank == 0 else []
         if rank == 0:
@@ -358,9 +358,9 @@ class Progress:
     """The progress bar on a terminal; without one, a line per checkpoint (rank 0)."""
 
     def __init__(self, run: Run):
-        self.stage, self.total, self.rank = run.stage, run.total, run.rank
+        self.network, self.total, self.rank = run.network, run.total, run.rank
         self.start, self.start_step, self.rate = time.perf_counter(), run.state.step, 0.0
-        self.bar = tqdm(total=run.total, initial=run.state.step, desc=f"train {run.stage}", unit="step",
+        self.bar = tqdm(total=run.total, initial=run.state.step, desc=f"train {run.network}", unit="step",
                         dynamic_ncols=True, disable=run.rank != 0 or not sys.stderr.isatty())
 
     def elapsed(self) -> float:
@@ -373,15 +373,15 @@ class Progress:
 
     def report(self, step: int, losses: dict[str, float]) -> None:
         if self.bar.disable and self.rank == 0:
-            print(f"train {self.stage}: step {step}/{self.total}, {self.rate:.2f} steps/s, g_total "
+            print(f"train {self.network}: step {step}/{self.total}, {self.rate:.2f} steps/s, g_total "
                   f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}", flush=True)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:
-    """Load the latest checkpoint when its fingerprint matches (returns its step); else move the stage's
+def _resume_or_reset(network, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:
+    """Load the latest checkpoint when its fingerprint matches (returns its step); else move the network's
     checkpoints and loss log aside to ``superseded-<fingerprint>/`` (pipeline.training.resume) and return None."""
     latest = ckpt.latest_checkpoint(paths.stage_dir) if paths.stage_dir.is_dir() else None
     old_fingerprint = None
@@ -397,22 +397,22 @@ def _resume_or_reset(stage, paths, steps, schedulers, fingerprint, params, state
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
             state.meta["backends"]["shards"] = restored.meta.get("backends", {}).get("shards", [])
             if rank == 0:
-                print(f"train {stage}: resuming from {latest} (step {state.step})", flush=True)
+                print(f"train {network}: resuming from {latest} (step {state.step})", flush=True)
             return state.step
         if rank == 0:
-            print(f"train {stage}: not resuming {latest}: made under other settings "
+            print(f"train {network}: not resuming {latest}: made under other settings "
                   f"({describe_difference(saved['meta'], state.meta)}); starting afresh", flush=True)
     if rank == 0:
         moved = move_aside(paths.stage_dir, old_fingerprint)
         if moved is not None:
-            print(f"train {stage}: the previous run's checkpoints and loss log were moved to {moved} "
+            print(f"train {network}: the previous run's checkpoints and loss log were moved to {moved} "
                   "(move them back to resume it under its settings, or delete the folder)", flush=True)
     if dist.is_initialized():
         dist.barrier()
     return None
 
 
-def _checkpoint(paths: StagePaths, state, steps: StageSteps, schedulers, keep: int, log_rows, rank: int) -> None:
+def _checkpoint(paths: TrainPaths, state, steps: NetworkSteps, schedulers, keep: int, log_rows, rank: int) -> None:
     if rank == 0:
         ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers, keep=keep)
         write_plot_csv(paths.plot, log_rows)
@@ -420,8 +420,8 @@ def _checkpoint(paths: StagePaths, state, steps: StageSteps, schedulers, keep: i
         dist.barrier()
 
 
-def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers, log_rows, dataset, tp,
-            steps_per_epoch: int, result: StageResult) -> None:
+def _finish(paths: TrainPaths, network: str, state, steps: NetworkSteps, schedulers, log_rows, dataset, tp,
+            steps_per_epoch: int, result: TrainResult) -> None:
     """Final checkpoint copy (DVC out), plot CSV, sample grid and metrics JSON (rank 0)."""
     if not (paths.stage_dir / ckpt.LATEST).is_file() or not steps.trainable:
         ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers,
@@ -434,7 +434,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     last = log_rows[-steps_per_epoch:]
     final_losses = {k: float(np.mean([r[k] for r in last])) for k in (last[0] if last else {})
                     if k not in ("step", "epoch")}
-    metrics = {"stage": stage, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
+    metrics = {"stage": network, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
                "final_losses": final_losses,
                "backends": short_backends(state.meta["backends"]),
                "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
@@ -445,7 +445,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
     atomic.write_json(paths.metrics, metrics)
     # The speed differs from run to run and machine to machine: it goes to the untracked log, not the DVC metrics.
     write_log(paths.metrics.parent.parent / "reports" / "train" / paths.metrics.name,
-              {"stage": stage, "steps_per_s": result.steps_per_s, "device": state.meta["device"],
+              {"stage": network, "steps_per_s": result.steps_per_s, "device": state.meta["device"],
                "git_revision": git_revision(paths.metrics.parent.parent)})
     result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
                                                                                  paths.plot, grid)
@@ -453,7 +453,7 @@ def _finish(paths: StagePaths, stage: str, state, steps: StageSteps, schedulers,
 
 
 def short_backends(backends: dict[str, Any]) -> dict[str, str]:
-    """One line per backend for metrics/train_<stage>.json (``dvc metrics show`` prints every value): the
+    """One line per backend for metrics/train_<network>.json (``dvc metrics show`` prints every value): the
     perceptual network, and each preprocessing backend the training samples came from."""
     from pipeline.pretrained.perceptual import short_name
 
@@ -468,14 +468,14 @@ def short_backends(backends: dict[str, Any]) -> dict[str, str]:
 
 
 def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) -> dict[str, torch.nn.Module]:
-    """The trained generators of ``stages`` from ``models/<stage>/final`` (a later stage trains on their outputs)."""
+    """The trained generators of ``stages`` from ``models/<network>/final`` (a later network trains on their outputs)."""
     generators = {}
-    for stage in stages:
-        folder = root / params.train.out / stage / "final"
+    for network in stages:
+        folder = root / params.train.out / network / "final"
         if not (folder / "state.json").is_file():
-            raise RemotError(f"the later stages train on the {stage} generator's outputs, but {folder} holds no "
-                             f"checkpoint: run `dvc repro train_{stage}` (or `make train`) first")
-        ckpt.check_model_config(folder, cfg.to_dict(), f"`dvc repro train_{stage}`")
-        generators[stage] = build_generator(stage, cfg)
-        ckpt.load_modules(folder, {"generator": generators[stage]})
+            raise RemotError(f"the later stages train on the {network} generator's outputs, but {folder} holds no "
+                             f"checkpoint: run `dvc repro train_{network}` (or `make train`) first")
+        ckpt.check_model_config(folder, cfg.to_dict(), f"`dvc repro train_{network}`")
+        generators[network] = build_generator(network, cfg)
+        ckpt.load_modules(folder, {"generator": generators[network]})
     return generators

@@ -1,18 +1,19 @@
-"""Training stages train_layout, train_region, train_wcn: one REMOT network each (``runner.run_stage``, the same
+"""Training stages train_layout, train_region, train_wcn: one REMOT network each (``runner.train_network``, the same
 code as the Prefect flow); also under ``torchrun --nproc_per_node=N -m stages.train_<network>``."""
 from __future__ import annotations
 
 import torch.distributed as dist
 
+from pipeline.core.checkpoint import NETWORKS
 from pipeline.stage.entry import Stage, StageContext, StageExit
-from pipeline.training.runner import StoppedEarly, run_stage
-from pipeline.training.steps import STAGES, NonFiniteLoss
+from pipeline.training.runner import StoppedEarly, train_network
+from pipeline.training.steps import NonFiniteLoss
 
 
 def _body(network: str):
     def body(ctx: StageContext) -> str | None:
         try:
-            result = run_stage(network, ctx.params, ctx.root, stop_after=ctx.options["stop_after"])
+            result = train_network(network, ctx.params, ctx.root, stop_after=ctx.options["stop_after"])
         except StoppedEarly as exc:
             raise StageExit(3, str(exc)) from None
         except NonFiniteLoss as exc:  # not a user error: exit 1, the last checkpoint stays the latest
@@ -35,5 +36,5 @@ STAGES_BY_NETWORK = {
                    quiet_native=False, torch_threads=True, teardown=_teardown,
                    options=(("--stop-after", {"type": int, "default": None,
                                                "help": "stop after this step (testing resume)"}),))
-    for network in STAGES
+    for network in NETWORKS
 }

@@ -1,4 +1,4 @@
-"""One optimisation step of each GAN stage (paper 3.1-3.3, eq. 6-10, plus vid2vid's flow and warp losses).
+"""One optimisation step of each REMOT network (Layout GAN, Region GAN, WCN) (paper 3.1-3.3, eq. 6-10, plus vid2vid's flow and warp losses).
 
 **Trained as used.** A step takes a window of ``sequence_length`` consecutive frames and runs the recurrence
 ``remot_models.sequence.generate_sequence`` over it - the same function inference runs: frame 0 starts from
@@ -43,6 +43,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.core.checkpoint import NETWORKS
 from pipeline.core.errors import RemotError
 from pipeline.training.optimisation import build_optimisation
 from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, LayoutGenerator,
@@ -52,7 +53,6 @@ from remot_models.losses import (discriminator_loss, feature_matching_loss, flow
                                  masked_l1, perceptual_loss, reconstruction_loss, warp_loss)
 from remot_models.sequence import FrameOutput, Generators, frozen, generate_sequence
 
-STAGES: tuple[str, ...] = ("layout", "region", "wcn")
 TENSOR_FIELDS = ("frames", "poses", "keypoints", "layouts", "flow", "valid", "background", "source",
                  "source_layout")
 
@@ -139,8 +139,8 @@ def frame_mean(terms_per_frame: list[dict[str, torch.Tensor]]) -> dict[str, torc
     return {k: sum(terms[k] for terms in terms_per_frame if k in terms) / n for k in names}
 
 
-class StageSteps:
-    """A GAN stage: ``modules`` (checkpointed networks), ``optimizers``, ``train_step(batch, step)`` returning the
+class NetworkSteps:
+    """One network's training: ``modules`` (checkpointed networks), ``optimizers``, ``train_step(batch, step)`` returning the
     loss terms as floats, and ``sample(batch)`` returning named (B, 3, H, W) images in [-1, 1] for the grid.
 
     ``upstream``: the trained generators of the earlier stages (``layout`` for the Region GAN, ``layout`` and
@@ -258,7 +258,7 @@ class StageSteps:
 # ------------------------------------------------------------------------------------------------ Layout GAN
 
 
-class LayoutSteps(StageSteps):
+class LayoutSteps(NetworkSteps):
     name = "layout"
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
@@ -309,7 +309,7 @@ def person_of(layout: torch.Tensor) -> torch.Tensor:
     return 1.0 - layout[:, BACKGROUND:BACKGROUND + 1]
 
 
-class RegionSteps(StageSteps):
+class RegionSteps(NetworkSteps):
     name = "region"
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
@@ -361,7 +361,7 @@ class RegionSteps(StageSteps):
 # ------------------------------------------------------------------------------------------------ WCN
 
 
-class WCNSteps(StageSteps):
+class WCNSteps(NetworkSteps):
     """Trains the WCN on the frozen Layout GAN's and Region GAN's outputs (``upstream`` holds both)."""
 
     name = "wcn"
@@ -437,12 +437,12 @@ class WCNSteps(StageSteps):
 
 def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
                 amp: bool, vgg: nn.Module | None = None, upstream: dict[str, nn.Module] | None = None,
-                sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0) -> StageSteps:
-    """The :class:`StageSteps` of ``stage`` with its optimisers and their schedule over ``epochs``
+                sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0) -> NetworkSteps:
+    """The :class:`NetworkSteps` of ``stage`` with its optimisers and their schedule over ``epochs``
     (``pipeline.training.optimisation``); ``upstream`` = the trained generators of the earlier stages."""
     kinds = {"layout": LayoutSteps, "region": RegionSteps, "wcn": WCNSteps}
     if stage not in kinds:
-        raise ValueError(f"unknown training stage {stage!r}; expected one of {STAGES}")
+        raise ValueError(f"unknown network {stage!r}; expected one of {NETWORKS}")
     extra = {} if stage == "layout" else {"vgg": vgg}
     return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, epochs=epochs,
                         lr_decay_epochs=lr_decay_epochs, **extra)

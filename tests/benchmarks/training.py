@@ -1,4 +1,4 @@
-"""Training speed per GAN stage: optimizer steps per second (generator + discriminator update) on a synthetic
+"""Training speed per network: optimizer steps per second (generator + discriminator update) on a synthetic
 batch of the loader's format, data loading excluded (see tests.benchmarks.shards). CPU, one thread:
 
 * ``before`` / ``after`` of the Region GAN step's speed-up, in one run: ``perceptual_on: regions`` (eq. 7 on each
