@@ -156,7 +156,7 @@ class TrainParams(Section):
     beta2: float = Field(0.999, ge=0, lt=1)
     lr_decay_epochs: int = Field(0, ge=0, description="linear decay to 0 over the last N epochs (vid2vid); 0 = off")
     checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints (one is also written at the end)")
-    keep_checkpoints: int = Field(3, ge=1, description="newest step-* checkpoints kept per stage")
+    keep_checkpoints: int = Field(3, ge=1, description="newest step-* checkpoints kept per network")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
     shuffle_buffer: int = Field(256, ge=0, description="undecoded samples mixed across shards; each video is one "
                                 "shard, so it must span many videos' windows (~0.26 MB each at 256x192)")

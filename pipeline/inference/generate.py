@@ -43,7 +43,7 @@ class Networks:
     wcn: WholeCompositionNetwork
     device: torch.device
     folders: dict[str, Path]
-    info: dict[str, Any] = field(default_factory=dict)  # per stage: step, profile, git revision, vgg19 backend
+    info: dict[str, Any] = field(default_factory=dict)  # per network: step, profile, git revision, vgg19 backend
 
 
 def stage_folder(checkpoint_root: Path | str, stage: str) -> Path:
