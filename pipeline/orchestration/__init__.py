@@ -1,0 +1,1 @@
+"""Prefect orchestration: the flow ``remot`` and its deployment ``remot/train`` (``flow``)."""
