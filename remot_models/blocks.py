@@ -140,6 +140,33 @@ class Decoder(nn.Module):
         return self.head(self.trunk(x))
 
 
+# ``cfg.refine``: a network corrects an image it is given instead of drawing one from nothing (the paper's WCN
+# "refines the coarse person image"; the Region GAN refines the GAM-aligned source region). Inputs are pulled in
+# to +-REFINE_LIMIT before atanh so saturated pixels keep a usable gradient (tanh' = 1 - 0.99^2 = 0.02), at a cost
+# of at most 1.3 grey levels before training.
+REFINE_LIMIT = 0.99
+
+
+def refine(base: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``tanh(atanh(base) + residual)``: ``base`` in [-1, 1] corrected in tanh space (a zero residual returns
+    ``base``, to REFINE_LIMIT)."""
+    return torch.tanh(torch.atanh(base.clamp(-REFINE_LIMIT, REFINE_LIMIT)) + residual)
+
+
+def refine_probability(prior: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(logit(prior) + residual)``: a probability map ``prior`` in [0, 1] corrected in logit space."""
+    return torch.sigmoid(torch.logit(prior, eps=1.0 - REFINE_LIMIT) + residual)
+
+
+def zero_head(decoder: Decoder) -> Decoder:
+    """Zero ``decoder``'s last conv, so a refining network starts as the identity on what it refines
+    (gradients still reach the zeroed weights through their input features)."""
+    conv = decoder.head[-1]
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return decoder
+
+
 class FlowWeightDecoder(nn.Module):
     """vid2vid's flow branch: bottleneck features -> (flow (B,2,H,W) in pixels, weight (B,1,H,W) in (0,1)).
 

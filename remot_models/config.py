@@ -61,6 +61,9 @@ class ModelConfig:
     gam: bool = _knob(True, "Global Alignment Module (eq. 4-5); False = source regions enter unaligned")
     wcn: bool = _knob(True, "Whole Composition Network (eq. 12-15); False = coarse foreground + background")
     tam: bool = _knob(True, "Texture Alignment Module (eq. 12-13); False = plain addition F1 + F2")
+    refine: bool = _knob(True, "Region GAN and WCN refine an image instead of drawing one from nothing: region i = "
+                              "tanh(atanh(GAM(FG_s)) + D1) * L_i, FG = tanh(atanh(FG_r) + D1), m = sigmoid(logit(L_bg)"
+                              " + D2), last layers zero-initialised; False = eq. 5 and 14 as written")
     tam_temperature: float = _knob(0.01, "softmax temperature of TAM's cosine affinity (eq. 12): 1 = the paper "
                                    "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align")
 

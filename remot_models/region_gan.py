@@ -9,7 +9,15 @@ into the batch, so a (B, ...) call runs the generator on B * 5 items. For region
 
 Design choice the paper leaves implicit: the decoder's tanh output is multiplied by the region's mask
 L^_d,i^t, so every region image is 0 outside its region, like its ground truth I_d,i = I_d * L_d,i, and the
-sum of eq. 11 cannot let one region paint over another. The GAM transform is computed once per frame from the
+sum of eq. 11 cannot let one region paint over another.
+
+Exception to eq. 5, ``cfg.refine`` (default True): the decoder output corrects the GAM-aligned source person,
+``I^_d,i^t = tanh(atanh(GAM(FG_s)) + D1(...)) * L^_d,i^t`` with GAM(FG_s) = sum_i GAM(I_s,i), D1's last layer
+zero-initialised, so the untrained generator already pastes the aligned source (the GAM-only baseline's person)
+and training learns what the pose changes. Each region refines the whole aligned person rather than its own
+aligned region so that a pixel the Layout GAN labels wrongly (top for limbs) still starts from the source's
+pixel there instead of 0. Drawn from nothing (``refine = False``, eq. 5 as written), the regions of the
+1,000-step CPU learning run kept the source's colours but turned its patterns into noise. The GAM transform is computed once per frame from the
 whole-person masks (eq. 4) and applied to every source region. With ``cfg.gam = False`` the source regions
 enter unaligned (exactly I_s,i, no resampling).
 
@@ -24,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from remot_models.blocks import NUM_PERSON_REGIONS, Decoder, Encoder
+from remot_models.blocks import NUM_PERSON_REGIONS, Decoder, Encoder, refine, zero_head
 from remot_models.config import ModelConfig
 from remot_models.gam import GlobalAlignment
 
@@ -54,6 +62,9 @@ class RegionGenerator(nn.Module):
         self.encode_mask = Encoder(1, cfg)                # E1^r on the region mask L^_d,i^t
         self.encode_appearance = Encoder(9, cfg)          # E2^r on {I^_d,i^{t-1}, I^_d,i^{t-2}, GAM(I_s,i)}
         self.decode = Decoder(cfg, 3)                     # D1^r
+        self.refine = cfg.refine
+        if self.refine:
+            zero_head(self.decode)
         self.align = GlobalAlignment(enabled=cfg.gam)
 
     def forward(self, layout: torch.Tensor, source_image: torch.Tensor, source_layout: torch.Tensor,
@@ -70,7 +81,13 @@ class RegionGenerator(nn.Module):
         masks = layout[:, :n].reshape(b * n, 1, h, w)
         # paper order {t-1, t-2, source}; fold regions into the batch: (B*5, 9, H, W)
         appearance = torch.cat([prev_regions[:, 1], prev_regions[:, 0], aligned], dim=2).flatten(0, 1)
-        images = torch.tanh(self.decode(self.encode_mask(masks) + self.encode_appearance(appearance))) * masks
+        decoded = self.decode(self.encode_mask(masks) + self.encode_appearance(appearance))
+        aligned_foreground = aligned.sum(dim=1)
+        if self.refine:  # every region refines the whole aligned person, so a wrong label still shows the source
+            base = aligned_foreground.unsqueeze(1).expand(-1, n, -1, -1, -1)
+            images = refine(base.flatten(0, 1), decoded) * masks
+        else:
+            images = torch.tanh(decoded) * masks
         regions = images.view(b, n, 3, h, w)
         return RegionOutput(regions=regions, foreground=regions.sum(dim=1), aligned_source=aligned,
-                            aligned_foreground=aligned.sum(dim=1), theta=alignment.theta)
+                            aligned_foreground=aligned_foreground, theta=alignment.theta)

@@ -25,6 +25,11 @@ Layout GAN. Eq. 15 is additive and is kept as written: the frame lies in [-1, 1]
 wherever m is ~1, which the reconstruction loss teaches; values are in [-2, 2] by construction and are not
 clamped (a clamp would cut gradients).
 
+Exception to eq. 14-15, ``cfg.refine`` (default True): the paper's WCN "refines the coarse person image", and
+it does so literally here: ``FG^_d^t = tanh(atanh(FG^_d,r^t) + D1(...))`` and ``m = sigmoid(logit(L^_d,bg^t) +
+D2(...))``, D1 and D2's last layers zero-initialised, so the untrained WCN outputs the "w/o WCN" composition below
+and training learns corrections to it. ``refine = False`` is eq. 14-15 as written.
+
 Ablations: ``cfg.tam = False`` replaces TAM(F1, F2) by F1 + F2 ("REMOT w/o TAM"). ``cfg.wcn = False``
 ("REMOT w/o WCN") builds no networks at all: the output is the coarse foreground plus the background where the
 generated layout says background, ``I = FG^_d,r^t + L^_d,bg^t * BG`` - eq. 15 with the layout's background
@@ -38,7 +43,7 @@ import torch
 import torch.nn as nn
 
 from remot_models.blocks import (BACKGROUND, NUM_REGIONS, Decoder, Encoder, FlowWeightDecoder,
-                                 blend_with_warped_previous)
+                                 blend_with_warped_previous, refine, refine_probability, zero_head)
 from remot_models.config import ModelConfig
 from remot_models.tam import TextureAlignment
 
@@ -72,6 +77,10 @@ class WholeCompositionNetwork(nn.Module):
         self.texture_alignment = TextureAlignment(enabled=cfg.tam, temperature=cfg.tam_temperature)
         self.decode_foreground = Decoder(cfg, 3)                                  # D1^w
         self.decode_mask = Decoder(cfg, 1)                                        # D2^w
+        self.refine = cfg.refine
+        if self.refine:
+            zero_head(self.decode_foreground)
+            zero_head(self.decode_mask)
         self.decode_flow = FlowWeightDecoder(cfg)
 
     def forward(self, layouts: torch.Tensor, poses: torch.Tensor, coarse_foreground: torch.Tensor,
@@ -92,8 +101,13 @@ class WholeCompositionNetwork(nn.Module):
         f3 = self.encode_layout_pose(torch.cat([layouts.flatten(1, 2), poses.flatten(1, 2)], dim=1))
         f2 = self.encode_foregrounds(torch.cat([prev_foregrounds.flatten(1, 2), coarse_foreground], dim=1))
         f1 = self.encode_source(aligned_source)
-        foreground = torch.tanh(self.decode_foreground(f3 + self.texture_alignment(f1, f2)))
-        mask = torch.sigmoid(self.decode_mask(f2 + f3))
+        foreground = self.decode_foreground(f3 + self.texture_alignment(f1, f2))
+        mask = self.decode_mask(f2 + f3)
+        if self.refine:
+            foreground = refine(coarse_foreground, foreground)
+            mask = refine_probability(layouts[:, -1, BACKGROUND:BACKGROUND + 1], mask)
+        else:
+            foreground, mask = torch.tanh(foreground), torch.sigmoid(mask)
         raw = mask * background + foreground
         flow, weight = self.decode_flow(f2 + f3)
         output, warped = blend_with_warped_previous(raw, prev_frame, flow, weight)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from pipeline.evaluation.ablation import ablation_rows, format_table
 from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import TestVideo, load_test_videos, make_pairs, person_id
 from pipeline.evaluation.run import HIGHER_IS_BETTER, run_evaluation
+from pipeline.evaluation.summary import SUMMARY_FILE, summarize
 from pipeline.inference.generate import CheckpointMissing, generate_video, load_networks
 from pipeline.inference.video_io import read_video
 from pipeline.metrics.image import mask_psnr, mask_ssim, ssim
@@ -192,6 +196,28 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert not (tmp_path / "metrics" / "eval.json").exists()
 
 
+def test_summary_is_remots_self_scores_and_its_wins(evaluated):
+    root, metrics, _ = evaluated
+    summary = json.loads((root / SUMMARY_FILE).read_text())
+    ds = metrics["datasets"]["ds"]
+    assert list(summary) == ["ds"]
+    for metric, value in ds["self"]["remot"].items():
+        assert summary["ds"][metric] == (None if value is None else pytest.approx(value, abs=1e-4))
+    verdicts = [v for per_kind in ds["beats_baselines"].values() for kind in per_kind.values()
+                for v in kind.values() if v is not None]
+    assert summary["ds"]["wins"] == f"{sum(verdicts)}/{len(verdicts)}" and verdicts
+
+
+def test_dvc_metrics_show_fits_in_200_columns():
+    """The committed summaries are the only metrics files, so `dvc metrics show` stays narrow."""
+    repo = Path(__file__).resolve().parents[1]
+    dvc = Path(sys.executable).with_name("dvc")
+    shown = subprocess.run([str(dvc), "metrics", "show"], cwd=repo, capture_output=True, text=True, check=True)
+    lines = shown.stdout.splitlines()
+    assert len(lines) >= 2 and "demo.mask_psnr" in lines[0]
+    assert max(map(len, lines)) <= 200, max(lines, key=len)
+
+
 # ------------------------------------------------------------------------------------------------ ablation
 
 
@@ -199,7 +225,7 @@ def exp_state(rev, name, flags, remot, timestamp, experiments=None):
     return {"rev": rev, "name": name, "error": None, "experiments": experiments,
             "data": {"rev": rev, "timestamp": timestamp, "meta": {}, "deps": {}, "outs": {},
                      "params": {"params.yaml": {"data": {"model": {"profile": "tiny", **flags}}}},
-                     "metrics": {"metrics/eval.json": {"data": {"datasets": {"demo": {"self": {"remot": remot}}}}}}}}
+                     "metrics": {SUMMARY_FILE: {"data": summarize({"datasets": {"demo": {"self": {"remot": remot}}}})}}}}
 
 
 def scores(v):

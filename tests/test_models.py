@@ -28,7 +28,8 @@ pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 @pytest.fixture(scope="module")
 def cfg() -> ModelConfig:
-    return ModelConfig.from_profile("tiny")
+    """The equations as written; ``refine`` (the default, a documented exception) has its own tests below."""
+    return ModelConfig.from_profile("tiny", refine=False)
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -292,6 +293,41 @@ def test_wcn_tam_switch_is_plain_feature_addition(cfg):
     assert not torch.allclose(out_with.foreground, out_without.foreground, atol=1e-4)
     # the mask and flow branches do not read TAM, so they agree
     assert torch.allclose(out_with.mask, out_without.mask) and torch.allclose(out_with.flow, out_without.flow)
+
+
+# ----------------------------------------------------------------------------------------------- refine
+def test_untrained_refining_networks_output_the_gam_composition():
+    """refine: zero-initialised last layers make the untrained Region GAN paste the aligned source person on
+    the predicted layout, and the untrained WCN compose that with the background where the layout says so."""
+    cfg = ModelConfig.from_profile("tiny")
+    assert cfg.refine
+    inputs = region_inputs()
+    inputs["source_image"] = inputs["source_image"] * 0.9       # inside blocks.REFINE_LIMIT
+    with torch.no_grad():
+        region = RegionGenerator(cfg)(**inputs)
+    person = inputs["layout"][:, :5].sum(1, keepdim=True)
+    assert torch.allclose(region.foreground, region.aligned_foreground * person, atol=1e-5)
+    assert float(region.foreground.abs().sum()) > 0
+    composition = wcn_inputs()
+    composition.update(layouts=inputs["layout"][:, None].repeat(1, 3, 1, 1, 1), coarse_foreground=region.foreground)
+    with torch.no_grad():
+        out = WholeCompositionNetwork(cfg)(**composition)
+    background = inputs["layout"][:, 5:6]
+    assert torch.allclose(out.foreground, region.foreground, atol=1e-5)
+    assert torch.allclose(out.raw, region.foreground + background * composition["background"], atol=0.011)
+
+
+@pytest.mark.parametrize("network", ["region", "wcn"])
+def test_refining_networks_train_every_parameter(network):
+    cfg = ModelConfig.from_profile("tiny")
+    net, inputs = (RegionGenerator(cfg), region_inputs()) if network == "region" else \
+        (WholeCompositionNetwork(cfg), wcn_inputs())
+    with torch.no_grad():  # the zeroed heads as after a first optimiser step
+        for head in [net.decode] if network == "region" else [net.decode_foreground, net.decode_mask]:
+            head.head[-1].weight.normal_(0, 0.01)
+    out = net(**inputs)
+    random_projection_loss(*((out.regions,) if network == "region" else (out.output, out.foreground))).backward()
+    assert_every_parameter_has_gradient(net)
 
 
 # ----------------------------------------------------------------------------------------------- discriminators

@@ -9,13 +9,13 @@ recognised by their params, not by experiment names:
     REMOT w/o TAM    model.tam false, gam true,  wcn true
     REMOT            all three true
 
-Columns (from ``metrics/eval.json``, self pairs, the REMOT method): SSIM* = Mask-SSIM, PSNR* = Mask-PSNR (as
+Columns (from ``metrics/summary.json``: self pairs, the REMOT method): SSIM* = Mask-SSIM, PSNR* = Mask-PSNR (as
 the paper's tables), LPIPS, FID, TCM. Unlike the paper, the "RGN w/o GAM" row is the whole pipeline with the
 GAM off (our evaluation always scores final frames), so it has every column. When several experiments match a
 row, the newest (by timestamp) wins; the workspace counts only when no committed or experiment result does.
 
 ``dvc exp show --json`` (DVC 3) is a list of states ``{"rev", "name", "data": {"timestamp", "params":
-{"params.yaml": {"data": {...}}}, "metrics": {"metrics/eval.json": {"data": {...}}}}, "experiments":
+{"params.yaml": {"data": {...}}}, "metrics": {"metrics/summary.json": {"data": {...}}}}, "experiments":
 [{"revs": [state, ...]}, ...]}``.
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ import subprocess
 import sys
 from typing import Any, Iterator
 
+from pipeline.evaluation.summary import SUMMARY_FILE
+
 VARIANTS: tuple[tuple[str, dict[str, bool]], ...] = (
     ("RGN w/o GAM", {"gam": False, "wcn": True, "tam": True}),
     ("REMOT w/o WCN", {"gam": True, "wcn": False, "tam": True}),
@@ -33,7 +35,7 @@ VARIANTS: tuple[tuple[str, dict[str, bool]], ...] = (
 )
 COLUMNS: tuple[tuple[str, str], ...] = (("SSIM*", "mask_ssim"), ("PSNR*", "mask_psnr"), ("LPIPS", "lpips"),
                                         ("FID", "fid"), ("TCM", "tcm"))
-METRICS_FILE = "metrics/eval.json"
+METRICS_FILE = SUMMARY_FILE
 PARAMS_FILE = "params.yaml"
 
 
@@ -77,9 +79,8 @@ def ablation_rows(document: list[dict[str, Any]], dataset: str | None = None) ->
         row: dict[str, Any] = {"row": label, "experiment": None, "dataset": dataset}
         if label in best:
             _, state, metrics = best[label]
-            datasets = metrics.get("datasets") or {}
-            name = dataset or next(iter(datasets), None)
-            remot = ((datasets.get(name) or {}).get("self") or {}).get("remot") or {}
+            name = dataset or next(iter(metrics), None)
+            remot = metrics.get(name) or {}
             row.update({"experiment": state.get("name") or state.get("rev"), "dataset": name})
             row.update({column: remot.get(key) for column, key in COLUMNS})
         rows.append(row)

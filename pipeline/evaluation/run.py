@@ -6,6 +6,8 @@ Outputs (paths relative to the project root)::
     metrics/eval.json               per dataset: mean metrics per pair kind (self / cross) and method, which
                                     baseline the model beats on which metric, unavailable metrics with the
                                     reason, and the backends (parser, pose, flow, vgg, lpips, inception)
+    metrics/summary.json            REMOT's self-pair scores and its wins per dataset: the one file DVC lists
+                                    as metrics, so `dvc metrics show` stays one short line per file (summary.py)
     reports/eval/videos.csv         one row per (dataset, pair, driving video, method) with every metric
     reports/eval/run.json           checkpoints used, start rule, timings, skipped videos
     reports/eval/samples/*.mp4      side-by-side source | driving | REMOT | GAM-only for the first videos
@@ -35,6 +37,7 @@ from pipeline.evaluation.baselines import METHODS as BASELINES
 from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pairs, release_loaded_video,
                                       require_videos)
+from pipeline.evaluation.summary import SUMMARY_FILE, summarize
 from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
 from pipeline.metrics import Unavailable
@@ -270,3 +273,4 @@ def _write_outputs(root: Path, metrics: dict, rows: list[dict], samples, run_inf
         atomic.write_json(tmp / "run.json", run_info)
         atomic.write_json(tmp / "unavailable.json", reasons or {})
     atomic.write_json(root / METRICS_FILE, metrics)
+    atomic.write_json(root / SUMMARY_FILE, summarize(metrics))

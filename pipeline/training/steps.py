@@ -20,12 +20,15 @@ Losses (weights in ``ModelConfig``; the adversarial objective is eq. 8/10's vani
   multi-scale conditional adversarial loss on (layout, driving pose) with feature matching, ``lambda_flow`` x the
   flow L1 to the reference flow and ``lambda_warp`` x the warp loss of the previous ground-truth layout, masked by
   the flow's validity (frames after the first; frame 0 has no real predecessor).
-* Region GAN - eq. 9: ``lambda_rec`` x eq. 6 per region, **normalised by the region's area** (the union of
-  predicted and true region; an L1 averaged over the whole frame would give heads and shoes almost no weight),
-  averaged over the 5 regions (eq. 9's sum / 5: a constant folded into the weights); ``lambda_per`` /
-  ``lambda_style`` x eq. 7 on the foreground (the eq. 11 sum of regions vs the true person), once per frame
-  (``perceptual_on: regions`` runs it per region as eq. 9 literally does, at 5x the VGG19 cost); eq. 8 on
-  (region image, region mask) pairs with feature matching.
+* Region GAN - eq. 9: ``lambda_rec`` x eq. 6 per region, **normalised by the region's area** (an L1 averaged
+  over the whole frame would give heads and shoes almost no weight), averaged over the 5 regions (eq. 9's sum / 5:
+  a constant folded into the weights); ``lambda_per`` / ``lambda_style`` x eq. 7 on the foreground (the eq. 11 sum
+  of regions), once per frame (``perceptual_on: regions`` runs it per region as eq. 9 literally does, at 5x the
+  VGG19 cost); eq. 8 on (region image, region mask) pairs with feature matching, real pairs from the ground truth.
+  The Region GAN paints the regions the Layout GAN predicted, so eq. 6-7's target is the real frame where each
+  region was predicted, I_d * L^_d,i (the paper trains on ground-truth layouts, where the two coincide). With the
+  ground-truth region I_d * L_d,i as target, every pixel whose predicted label is wrong asks for 0 in one region
+  and for colour in another that is masked there: the objective then darkens the person wherever the layout errs.
 * WCN - "the same loss function as Region GAN" on the whole frame: L1 over the frame plus L1 normalised over the
   person (union of predicted and true person), eq. 7 on the frame, eq. 8 with feature matching, the face
   discriminator (``lambda_face``), and the flow/warp losses of its temporal blend.
@@ -328,12 +331,14 @@ class RegionSteps(NetworkSteps):
     def frame_losses(self, b, out):
         real, real_masks = region_targets(b, out.t)
         fake, fake_masks = out.region.regions, out.layout[:, :NUM_PERSON_REGIONS]
-        union = torch.maximum(real_masks, fake_masks).unsqueeze(2)                      # (B, 5, 1, H, W)
-        rec = masked_l1(fake.flatten(0, 1), real.flatten(0, 1), union.flatten(0, 1))
+        # eq. 6-7 against what the camera saw where the Layout GAN put each region (see the module docstring)
+        frame = b["frames"][:, out.t]
+        asked = frame.unsqueeze(1) * fake_masks.unsqueeze(2)                             # (B, 5, 3, H, W)
+        rec = masked_l1(fake.flatten(0, 1), asked.flatten(0, 1), fake_masks.unsqueeze(2).flatten(0, 1))
         if self.cfg.perceptual_on == "regions":
-            per = self._perceptual(fake.flatten(0, 1), real.flatten(0, 1))
+            per = self._perceptual(fake.flatten(0, 1), asked.flatten(0, 1))
         else:
-            per = self._perceptual(out.region.foreground, b["frames"][:, out.t] * person_of(b["layouts"][:, out.t]))
+            per = self._perceptual(out.region.foreground, frame * person_of(out.layout))
         gan = self._gan_terms(self.modules["discriminator"], fake.flatten(0, 1), real.flatten(0, 1),
                               fake_masks.flatten(0, 1).unsqueeze(1), real_masks.flatten(0, 1).unsqueeze(1))
         return {"rec": self.cfg.lambda_rec * rec, "per_content": self.cfg.lambda_per * per["content"],
