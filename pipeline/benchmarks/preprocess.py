@@ -47,9 +47,10 @@ def _stage_command(stage: str, params_file: Path) -> list[str]:
 def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> tuple[float, int]:
     """Seconds MediaPipe pose takes over every extracted frame (decoded beforehand), one video per model
     instance as the pose stage runs it; and the number of frames."""
+    import cv2
+
     from pipeline.artifacts import frame_name
     from pipeline.pose.mediapipe_body25 import iter_estimate
-    import cv2
 
     seconds, count = 0.0, 0
     for video in sorted(p for p in frames_root.iterdir() if (p / "meta.json").is_file()):
