@@ -5,17 +5,34 @@ temporal state) are documented in ``remot_models.blocks``.
 """
 from __future__ import annotations
 
-import torch.nn as nn
+import importlib
+from typing import TYPE_CHECKING
 
-from remot_models.blocks import BACKGROUND, NUM_PERSON_REGIONS, NUM_REGIONS, REGIONS, flow_warp
-from remot_models.config import PROFILES, ModelConfig
-from remot_models.discriminators import FaceDiscriminator, MultiscaleDiscriminator, face_boxes
-from remot_models.gam import GlobalAlignment, align_boxes, mask_boxes
-from remot_models.layout_gan import LayoutGenerator, LayoutOutput
-from remot_models.losses import VGG19Features
-from remot_models.region_gan import RegionGenerator, RegionOutput
-from remot_models.tam import TextureAlignment, fused_tam, naive_tam
-from remot_models.wcn import CompositionOutput, WholeCompositionNetwork
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# Imported on first use (PEP 562): ``pipeline.core.params`` needs only ``remot_models.config``, and importing the
+# package eagerly would load torch and torchvision (seconds) into every preprocessing stage's start-up.
+_EXPORTS = {
+    "remot_models.blocks": ("BACKGROUND", "NUM_PERSON_REGIONS", "NUM_REGIONS", "REGIONS", "flow_warp"),
+    "remot_models.config": ("PROFILES", "ModelConfig"),
+    "remot_models.discriminators": ("FaceDiscriminator", "MultiscaleDiscriminator", "face_boxes"),
+    "remot_models.gam": ("GlobalAlignment", "align_boxes", "mask_boxes"),
+    "remot_models.layout_gan": ("LayoutGenerator", "LayoutOutput"),
+    "remot_models.losses": ("VGG19Features",),
+    "remot_models.region_gan": ("RegionGenerator", "RegionOutput"),
+    "remot_models.tam": ("TextureAlignment", "fused_tam", "naive_tam"),
+    "remot_models.wcn": ("CompositionOutput", "WholeCompositionNetwork"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'remot_models' has no attribute {name!r}")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

@@ -25,6 +25,7 @@ from pipeline.core.runlog import write_log
 from pipeline.datasets.base import VideoEntry, list_frames
 from pipeline.extract.crop import apply_crop, crop_box_for_person
 from pipeline.extract.decode import DecodeError, iter_frames, source_info
+from pipeline.extract.decode_once import DecodedOnce
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
 from pipeline.stage.per_video import SkipVideo
 
@@ -124,17 +125,18 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
     """Decode, find the person, crop and write one video atomically; returns its meta record."""
     try:
         info = source_info(video.source, video.is_frame_folder)
-        # Pass 1: sample frames for the detector without holding the whole clip in memory.
-        n_total = sum(1 for _ in iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
-                                             cfg.max_frames))
+        clip = DecodedOnce(lambda: iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
+                                               cfg.max_frames))
+        # Pass 1: sample frames for the detector without holding the whole clip in memory (unless it is small
+        # enough for DecodedOnce to keep it).
+        n_total = sum(1 for _ in clip.walk())
         if n_total == 0:
             raise SkipVideo(f"{video.source}: no frames could be decoded (empty, truncated or corrupt file)")
         if n_total < min_frames:
             raise SkipVideo(f"{video.source}: only {n_total} frames after resampling; at least {min_frames} are needed "
                             "(extract.min_frames, at least one training window)")
         wanted = set(np.linspace(0, n_total - 1, min(cfg.detect_frames, n_total)).round().astype(int).tolist())
-        samples = [f for k, (_, f) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
-                                                             cfg.fps, cfg.max_frames)) if k in wanted]
+        samples = [f for k, (_, f) in enumerate(clip.walk()) if k in wanted]
         height, width = samples[0].shape[:2]
         person, n_found = clip_person_box(samples)
         if person is None:
@@ -144,8 +146,7 @@ def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, pa
         # Pass 2: crop and write.
         with atomic.replace_dir(out.frames_dir) as tmp:
             source_indices = []
-            for k, (index, frame) in enumerate(iter_frames(video.source, video.is_frame_folder, info.native_fps,
-                                                           cfg.fps, cfg.max_frames)):
+            for k, (index, frame) in enumerate(clip.walk()):
                 if frame.shape[:2] != (height, width):
                     raise SkipVideo(f"{video.source}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was "
                                     f"{width}x{height}: a clip must keep one size")

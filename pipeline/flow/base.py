@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -40,9 +42,16 @@ def check_image_pair(target_rgb: np.ndarray, reference_rgb: np.ndarray) -> None:
 
 def sampling_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute sampling coordinates (map_x, map_y), each float32 (H, W): pixel grid plus ``flow``."""
-    height, width = flow.shape[:2]
-    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+    grid_y, grid_x = _grid(*flow.shape[:2])
     return grid_x + flow[..., 0].astype(np.float32), grid_y + flow[..., 1].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> np.ndarray:
+    """The float32 pixel grid (y, x) of one frame size, made once: flow calls need it several times per frame."""
+    grid = np.mgrid[0:height, 0:width].astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 def warp_image(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -79,8 +88,12 @@ def consistency_mask(
         raise ValueError(f"flows must both be (H, W, 2), got {flow_fw.shape} and {flow_bw.shape}")
     forward = flow_fw.astype(np.float32)
     backward_at_target = warp_image(flow_bw.astype(np.float32), forward)
-    round_trip = np.sum((forward + backward_at_target) ** 2, axis=2)
-    magnitudes = np.sum(forward**2, axis=2) + np.sum(backward_at_target**2, axis=2)
+    # x[..., 0] ** 2 + x[..., 1] ** 2 is np.sum(x ** 2, axis=2) to the bit (two terms), without a slow reduction
+    # over a length-2 axis.
+    total = forward + backward_at_target
+    round_trip = total[..., 0] ** 2 + total[..., 1] ** 2
+    magnitudes = (forward[..., 0] ** 2 + forward[..., 1] ** 2) + (backward_at_target[..., 0] ** 2
+                                                                    + backward_at_target[..., 1] ** 2)
     valid = round_trip < alpha1 * magnitudes + alpha2
     if out_of_frame_invalid:
         height, width = forward.shape[:2]

@@ -24,6 +24,7 @@ from pipeline.core.atomic import TEMP_PREFIX
 from pipeline.core.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
 from pipeline.flow.dis import DisFlowBackend
+from pipeline.core.npz import savez_deflated
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def compute_video_flow_stream(frames: Iterable[np.ndarray], n_frames: int,
     return flow, valid
 
 
+FLOW_DEFLATE_LEVEL = 1  # the same size as numpy's level 6 on float16 flow, 27% faster (pipeline/core/npz.py)
+
 def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend_name: str) -> None:
     """Write ``flow`` (T, 2, H, W), ``valid`` (T, 1, H, W) and the backend name to ``path`` (compressed npz).
 
@@ -142,8 +145,8 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", delete=False)
     try:
         with handle:
-            np.savez_compressed(
-                handle,
+            savez_deflated(
+                handle, FLOW_DEFLATE_LEVEL,
                 flow=flow.astype(np.float16),
                 valid=valid.astype(np.uint8),
                 backend=np.array(backend_name, dtype=np.str_),

@@ -44,9 +44,10 @@ video's frame size. Fields (tar member ``<key>.<field>``):
                        {pose, parser, flow} (which backends produced the inputs), format
 
 Byte reproducibility: members are written in sorted order (sample by start, then field name) with fixed tar
-metadata (mtime 0, uid/gid 0, uname/gname "", mode 0o644, GNU format), PNGs by ``cv2.imencode`` with a fixed
-compression level, arrays by ``np.save`` to memory, gzip with mtime 0, JSON with sorted keys; the source frame
-comes from sha256 of (seed, dataset, video, start). The same inputs, parameters and library versions
+metadata (mtime 0, uid/gid 0, uname/gname "", mode 0o644, GNU format), strip PNGs by ``cv2.imencode`` with a
+fixed compression level, single images (background, source frame and layout) as the stages' own PNG files,
+copied when they are plain 8-bit PNGs (:mod:`pipeline.shards.png_bytes`), arrays by ``np.save`` to memory, gzip with
+mtime 0, JSON with sorted keys; the source frame comes from sha256 of (seed, dataset, video, start). The same inputs, parameters and library versions
 (OpenCV/zlib) therefore give identical tar bytes.
 
 Crash safety: each tar is written to a temporary sibling ``.tmp-<name>-XXXX`` (which never matches ``*.tar``)
@@ -91,6 +92,7 @@ from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest
 from pipeline.core.labels import REGIONS
 from pipeline.shards import schema
+from pipeline.shards.png_bytes import StoredPngs
 from pipeline.shards.schema import FORMAT_VERSION
 from pipeline.shards.windows import choose_source_frame, plan_windows, source_seed_material
 
@@ -99,7 +101,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 INDEX_NAME = "shards-index.json"
 N_JOINTS = 25
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-FLOW_GZIP_LEVEL = 6
+# float16 flow is mostly mantissa noise to deflate: level 1 makes the same size as 6 (measured on DIS flow of the
+# demo clips: 507 KB per 3-frame window either way, from 589 raw) in 60% of the time.
+FLOW_GZIP_LEVEL = 1
 SOURCE_RULE = "forward-v1: uniform over frames before the window; after it when the window starts at 0"
 
 
@@ -429,8 +433,12 @@ def _strip(images: np.ndarray) -> np.ndarray:
     return images.reshape(images.shape[0] * images.shape[1], *images.shape[2:])
 
 
-def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, seed: int) -> list[tuple[str, bytes]]:
-    """The members ``(<key>.<field>, bytes)`` of one window's sample, sorted by name (see the module docstring)."""
+def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, seed: int,
+                  stored: StoredPngs | None = None) -> list[tuple[str, bytes]]:
+    """The members ``(<key>.<field>, bytes)`` of one window's sample, sorted by name (see the module docstring).
+    Single images are the stages' own PNG files, copied (``stored``: one per video, so each is read once)."""
+    stored = stored if stored is not None else StoredPngs((video.height, video.width), _png)
+    art = video.artifacts
     source = choose_source_frame(video.n_frames, start,
                                  source_seed_material(seed, video.dataset, video.video, start), stop=stop)
     key = sample_key(video.stem, start)
@@ -446,14 +454,15 @@ def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, 
         "height": video.height, "width": video.width, "regions": list(REGIONS), "backends": dict(video.backends),
     }
     fields = {
-        schema.BACKGROUND: _png(data.background),
+        schema.BACKGROUND: stored.get(art.background_file, data.background, color=True),
         schema.FLOW: gzip.compress(_npy(flow.astype("<f2")), compresslevel=FLOW_GZIP_LEVEL, mtime=0),
         schema.FRAMES: _png(_strip(data.frames[start:stop])),
         schema.LAYOUTS: _png(_strip(data.layouts[start:stop])),
         schema.META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8"),
         schema.POSE: _npy(video.keypoints[start:stop].astype("<f4")),
-        schema.SOURCE: _png(data.frames[source]),
-        schema.SOURCE_LAYOUT: _png(data.layouts[source]),
+        schema.SOURCE: stored.get(art.frames_dir / frame_name(source), data.frames[source], color=True),
+        schema.SOURCE_LAYOUT: stored.get(art.layout_dir / frame_name(source), data.layouts[source],
+                                          color=False),
         schema.SOURCE_POSE: _npy(video.keypoints[source].astype("<f4")),
         schema.VALID: _png(_strip(valid[:, 0])),
     }
@@ -629,8 +638,9 @@ def _write_video(video: VideoInputs, out_dir: Path, tars: list[str], chunks: lis
     """Encode one video's windows into its tars (a tar whose bytes did not change is kept); its index entry."""
     data = video.load()
     stamps, rows = {}, []
+    stored = StoredPngs((video.height, video.width), _png)
     for rel, chunk in zip(tars, chunks):
-        members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, seed))
+        members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, seed, stored))
         replaced, stamps[rel] = _write_tar(out_dir / rel, members)
         (report.written if replaced else report.kept).append(out_dir / rel)
         report.bytes_written += stamps[rel]["size"] if replaced else 0

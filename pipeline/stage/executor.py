@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from pipeline.core.errors import SkipVideo
+from pipeline.stage.progress import Progress, info_frames, item_frames
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,20 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
     ``on_done(index, outcome)`` runs in this process as each item's outcome arrives (in item order), so a
     caller can record finished work right away: a run killed later keeps what was done.
     """
+    progress = Progress.for_items(name, items)
+
     def done(index: int, outcome: Outcome) -> Outcome:
         if on_done is not None:
             on_done(index, outcome)
+        known = item_frames(items[index])
+        progress.update(known if known is not None else info_frames(outcome.info), skipped=outcome.info is None)
+        if index == len(items) - 1:
+            progress.close()
         return outcome
 
     executor = engine.executor if engine is not None else "inprocess"
     if executor == "inprocess" or not items:
-        from tqdm import tqdm
-
-        return [done(i, call(fn, *item)) for i, item in enumerate(tqdm(items, desc=name, unit="video", disable=None))]
+        return [done(i, call(fn, *item)) for i, item in enumerate(items)]
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 

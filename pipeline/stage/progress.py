@@ -1,0 +1,107 @@
+"""Progress of a per-video stage: a bar on a terminal, a periodic one-line summary elsewhere.
+
+An hours-long preprocessing run must never be silent: under ``dvc repro`` in a terminal the bar shows videos and
+frames done, the rate and the ETA; in CI logs and on Prefect workers (no terminal, where a redrawn bar would be
+garbage or nothing at all) a summary line is printed every ``REMOT_PROGRESS_SECONDS`` seconds (default 60) and
+once at the end. Frames are counted from each video's frame count when the caller knows it up front (stages
+after extraction), else from what the finished videos report (extraction learns the count by decoding).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Callable, Sequence, TextIO
+
+DEFAULT_INTERVAL = 60.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def item_frames(item: Any) -> int | None:
+    """The frame count a work item carries (its frames meta: a dict with ``n_frames``), if any."""
+    for part in item if isinstance(item, tuple) else (item,):
+        if isinstance(part, dict) and isinstance(part.get("n_frames"), int):
+            return part["n_frames"]
+    return None
+
+
+def info_frames(info: dict | None) -> int:
+    """Frames a finished video reports (stages say ``n_frames`` or ``frames``)."""
+    for key in ("n_frames", "frames"):
+        if info and isinstance(info.get(key), int):
+            return info[key]
+    return 0
+
+
+class Progress:
+    """Count finished videos (and their frames) of one stage run; call :meth:`close` at the end."""
+
+    def __init__(self, name: str, total_videos: int, total_frames: int | None = None, *,
+                 stream: TextIO | None = None, interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, terminal: bool | None = None):
+        self.name, self.total_videos, self.total_frames = name, total_videos, total_frames
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval if interval is not None else float(os.environ.get("REMOT_PROGRESS_SECONDS",
+                                                                                    DEFAULT_INTERVAL))
+        self.clock = clock
+        self.videos = self.frames = self.skipped = 0
+        self.started = self.last_line = clock()
+        self.printed = -1  # videos done at the last line
+        if terminal is None:
+            terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar = None
+        if terminal and total_videos:
+            from tqdm import tqdm
+
+            # The bar counts frames when their total is known (smooth rate and ETA), else videos.
+            self.bar = tqdm(total=total_frames or total_videos, desc=name, unit="frame" if total_frames else "video",
+                            file=self.stream, dynamic_ncols=True)
+
+    @classmethod
+    def for_items(cls, name: str, items: Sequence[Any], **kwargs) -> "Progress":
+        counts = [item_frames(item) for item in items]
+        total = sum(counts) if counts and all(c is not None for c in counts) else None
+        return cls(name, len(items), total, **kwargs)
+
+    def line(self) -> str:
+        elapsed = self.clock() - self.started
+        parts = [f"{self.name}: {self.videos}/{self.total_videos} videos"]
+        if self.total_frames:
+            parts.append(f"{self.frames}/{self.total_frames} frames")
+        elif self.frames:
+            parts.append(f"{self.frames} frames")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if elapsed > 0 and self.frames:
+            parts.append(f"{self.frames / elapsed:.1f} frames/s")
+        elif elapsed > 0 and self.videos:
+            parts.append(f"{self.videos / elapsed * 60:.1f} videos/min")
+        done, total = (self.frames, self.total_frames) if self.total_frames else (self.videos, self.total_videos)
+        if 0 < done < total:
+            parts.append(f"ETA {_duration(elapsed * (total - done) / done)}")
+        parts.append(f"elapsed {_duration(elapsed)}")
+        return ", ".join(parts)
+
+    def update(self, frames: int = 0, skipped: bool = False) -> None:
+        self.videos += 1
+        self.frames += frames
+        self.skipped += int(skipped)
+        if self.bar is not None:
+            self.bar.update(frames if self.total_frames else 1)
+            self.bar.set_postfix_str(f"{self.videos}/{self.total_videos} videos", refresh=False)
+        elif self.clock() - self.last_line >= self.interval:
+            self._print()
+
+    def _print(self) -> None:
+        self.last_line, self.printed = self.clock(), self.videos
+        print(self.line(), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.total_videos and self.videos != self.printed:  # the end, unless just said
+            self._print()

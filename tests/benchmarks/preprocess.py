@@ -1,0 +1,108 @@
+"""End-to-end preprocessing throughput: raw demo videos -> shards, compared with MediaPipe pose alone.
+
+The stages run as the subprocesses ``dvc repro`` would start (``python -m stages.X``), in a temporary project
+root with the offline backends (offline parser, DIS flow) and the default executor, so each stage's start-up
+(imports, params validation, model loading) is counted. The pose-alone figure runs the same MediaPipe model over
+the same extracted frames, decoded beforehand, in this process: the ratio says how far the whole path is from the
+one model it cannot avoid.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("register", "extract", "pose", "parse", "layout", "flow", "shards")
+# Stage -> the data_root folders it writes (disk per frame per stage).
+OUTPUTS = {"extract": ("frames",), "pose": ("pose",), "parse": ("parsing",), "layout": ("layout", "background"),
+           "flow": ("flow",), "shards": ("shards",)}
+
+
+def _bench_params(n_clips: int, n_frames: int) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data_root"] = "data"
+    params["demo"] = {**params["demo"], "out": "raw/demo", "n_clips": n_clips, "n_frames": n_frames, "seed": 0}
+    params["datasets"] = {"demo": {**params["datasets"]["demo"], "path": "raw/demo/videos"}}
+    params["preprocess"] = {**params["preprocess"], "executor": "inprocess"}
+    params["parse"] = {**params["parse"], "backend": "offline"}
+    params["flow"] = {**params["flow"], "backend": "dis"}
+    return params
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def _stage_command(stage: str, params_file: Path) -> list[str]:
+    command = [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)]
+    return command if stage == "shards" else [*command, "--dataset", "demo"]
+
+
+def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> tuple[float, int]:
+    """Seconds MediaPipe pose takes over every extracted frame (decoded beforehand), one video per model
+    instance as the pose stage runs it; and the number of frames."""
+    import cv2
+
+    from pipeline.core.artifacts import frame_name
+    from pipeline.pose.mediapipe_body25 import iter_estimate
+
+    seconds, count = 0.0, 0
+    for video in sorted(p for p in frames_root.iterdir() if (p / "meta.json").is_file()):
+        frames = []
+        for k in range(len(list(video.glob("*.png")))):
+            image = cv2.imread(str(video / frame_name(k)), cv2.IMREAD_COLOR)
+            frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        started = time.perf_counter()
+        count += sum(1 for _ in iter_estimate(frames, model_complexity, confidence))
+        seconds += time.perf_counter() - started
+    return seconds, count
+
+
+def run(quick: bool = True) -> list[dict]:
+    n_clips, n_frames = (12, 64) if quick else (24, 128)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory(prefix="remot-bench-preprocess-") as tmp:
+        root = Path(tmp)
+        params = _bench_params(n_clips, n_frames)
+        params_file = root / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        subprocess.run([sys.executable, "-m", "stages.demo_data", "--params", str(params_file)], cwd=ROOT, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        seconds: dict[str, float] = {}
+        for stage in STAGES:
+            started = time.perf_counter()
+            done = subprocess.run(_stage_command(stage, params_file), cwd=ROOT, env=env, capture_output=True,
+                                  text=True)
+            seconds[stage] = time.perf_counter() - started
+            if done.returncode != 0:
+                raise RuntimeError(f"stage {stage} failed (exit {done.returncode}): {done.stderr[-2000:]}")
+        data = root / "data"
+        frames = sum(1 for _ in (data / "frames" / "demo").glob("*/*.png"))
+        disk = {stage: sum(_folder_bytes(data / d) for d in folders) for stage, folders in OUTPUTS.items()}
+        pose_seconds, pose_frames = pose_alone(data / "frames" / "demo", params["pose"]["model_complexity"],
+                                               params["pose"]["min_detection_confidence"])
+    total = sum(seconds.values())
+    row = {"area": "preprocess", "name": "end_to_end", "value": frames / total, "unit": "frames/s", "device": "cpu",
+           "frames": frames, "frames_per_s": round(frames / total, 3),
+           "pose_frames_per_s": round(pose_frames / pose_seconds, 3),
+           "ratio": round((frames / total) / (pose_frames / pose_seconds), 3),
+           "mb_per_frame": round(sum(disk.values()) / 1e6 / frames, 4),
+           "ms_per_frame": {stage: round(1000 * s / frames, 2) for stage, s in seconds.items()},
+           "mb_per_frame_by_stage": {stage: round(b / 1e6 / frames, 4) for stage, b in disk.items()},
+           "seconds": {stage: round(s, 2) for stage, s in seconds.items()},
+           "notes": f"{n_clips} demo clips x {n_frames} frames, raw mp4 -> shards, stage subprocesses (start-up "
+                    f"included), offline parser, DIS flow, executor inprocess; pose alone = MediaPipe complexity "
+                    f"{params['pose']['model_complexity']} over the same frames, {os.cpu_count()} CPUs"}
+    return [row]
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=1))
