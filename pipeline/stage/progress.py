@@ -61,6 +61,11 @@ class Progress:
             self.bar = tqdm(total=total_frames or total_videos, desc=name, unit="frame" if total_frames else "video",
                             file=self.stream, dynamic_ncols=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # run_all's Prefect flow closes over the progress, and Prefect ships the flow context to Dask workers,
+        # which never report: the copy they get has no stream or bar (neither pickles).
+        return {**self.__dict__, "stream": None, "bar": None}
+
     @classmethod
     def for_items(cls, name: str, items: Sequence[Any], **kwargs) -> "Progress":
         counts = [item_frames(item) for item in items]
