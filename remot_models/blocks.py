@@ -141,7 +141,7 @@ class Decoder(nn.Module):
 
 
 # ``cfg.refine``: a network corrects an image it is given instead of drawing one from nothing (the paper's WCN
-# "refines the coarse person image"; the Region GAN refines the GAM-aligned source region). Inputs are pulled in
+# "refines the coarse person image"; the Region GAN refines the GAM-aligned source person). Inputs are pulled in
 # to +-REFINE_LIMIT before atanh so saturated pixels keep a usable gradient (tanh' = 1 - 0.99^2 = 0.02), at a cost
 # of at most 1.3 grey levels before training.
 REFINE_LIMIT = 0.99
