@@ -81,13 +81,11 @@ class RegionGenerator(nn.Module):
         masks = layout[:, :n].reshape(b * n, 1, h, w)
         # paper order {t-1, t-2, source}; fold regions into the batch: (B*5, 9, H, W)
         appearance = torch.cat([prev_regions[:, 1], prev_regions[:, 0], aligned], dim=2).flatten(0, 1)
-        decoded = self.decode(self.encode_mask(masks) + self.encode_appearance(appearance))
+        decoded = self.decode(self.encode_mask(masks) + self.encode_appearance(appearance)).view(b, n, 3, h, w)
         aligned_foreground = aligned.sum(dim=1)
-        if self.refine:  # every region refines the whole aligned person, so a wrong label still shows the source
-            base = aligned_foreground.unsqueeze(1).expand(-1, n, -1, -1, -1)
-            images = refine(base.flatten(0, 1), decoded) * masks
-        else:
-            images = torch.tanh(decoded) * masks
-        regions = images.view(b, n, 3, h, w)
+        # every region refines the whole aligned person (broadcast over the regions), so a wrong label still
+        # shows the source
+        images = refine(aligned_foreground.unsqueeze(1), decoded) if self.refine else torch.tanh(decoded)
+        regions = images * layout[:, :n].unsqueeze(2)
         return RegionOutput(regions=regions, foreground=regions.sum(dim=1), aligned_source=aligned,
                             aligned_foreground=aligned_foreground, theta=alignment.theta)
