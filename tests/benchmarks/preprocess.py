@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from pipeline.profiles.__main__ import stage_commands
+
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("register", "extract", "pose", "parse", "layout", "flow", "shards")
 # Stage -> the data_root folders it writes (disk per frame per stage).
 OUTPUTS = {"extract": ("frames",), "pose": ("pose",), "parse": ("parsing",), "layout": ("layout", "background"),
            "flow": ("flow",), "shards": ("shards",)}
@@ -37,11 +37,6 @@ def _bench_params(n_clips: int, n_frames: int) -> dict:
 
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
-
-
-def _stage_command(stage: str, params_file: Path) -> list[str]:
-    command = [sys.executable, "-m", f"stages.{stage}", "--params", str(params_file)]
-    return command if stage == "shards" else [*command, "--dataset", "demo"]
 
 
 def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> tuple[float, int]:
@@ -72,13 +67,15 @@ def run(quick: bool = True) -> list[dict]:
         params = _bench_params(n_clips, n_frames)
         params_file = root / "params.yaml"
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-        subprocess.run([sys.executable, "-m", "stages.demo_data", "--params", str(params_file)], cwd=ROOT, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        # the profiles' stage commands (those dvc repro runs), from raw videos to shards; demo data is not timed
+        commands = stage_commands(["demo"], params_file)
+        (_, make_data), preprocessing = commands[0], commands[1:[n for n, _ in commands].index("shards") + 1]
+        subprocess.run(make_data, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         seconds: dict[str, float] = {}
-        for stage in STAGES:
+        for name, command in preprocessing:
+            stage = name.split("@")[0]
             started = time.perf_counter()
-            done = subprocess.run(_stage_command(stage, params_file), cwd=ROOT, env=env, capture_output=True,
-                                  text=True)
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
             seconds[stage] = time.perf_counter() - started
             if done.returncode != 0:
                 raise RuntimeError(f"stage {stage} failed (exit {done.returncode}): {done.stderr[-2000:]}")
