@@ -24,6 +24,12 @@ def _knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _loss_knob(default: Any, help: str) -> Any:
+    """A knob of the training objective only: it builds no layer, so a checkpoint trained with another value
+    still loads (``ModelConfig.architecture`` leaves it out)."""
+    return field(default=default, metadata={"help": help, "loss": True})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """All knobs of the REMOT generators, discriminators and losses. Defaults = the ``paper`` profile."""
@@ -43,18 +49,19 @@ class ModelConfig:
     face_d_layers: int = _knob(3, "stride-2 conv layers of the (single-scale) face discriminator")
 
     # --- losses (eq. 6-10, weights from paper 4.1) ---
-    gan_objective: str = _knob("vanilla", "adversarial objective: vanilla (eq. 8/10's log-likelihood) | lsgan | hinge")
-    feature_matching: bool = _knob(True, "add pix2pixHD discriminator feature-matching loss to the generator")
-    lambda_rec: float = _knob(10.0, "weight of the L1 reconstruction loss, eq. 6 (paper: 10)")
-    lambda_per: float = _knob(10.0, "weight of the VGG19 perceptual content loss, eq. 7 (paper: 10)")
-    lambda_style: float = _knob(10.0, "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
-    lambda_feat: float = _knob(2.0, "weight of the feature-matching loss (pix2pixHD: 10, which made it 8.2 of the "
+    gan_objective: str = _loss_knob("vanilla", "adversarial objective: vanilla (eq. 8/10's log-likelihood) | lsgan | hinge")
+    feature_matching: bool = _loss_knob(True, "add pix2pixHD discriminator feature-matching loss to the generator")
+    lambda_rec: float = _loss_knob(10.0, "weight of the L1 reconstruction loss, eq. 6 (paper: 10)")
+    lambda_per: float = _loss_knob(10.0, "weight of the VGG19 perceptual content loss, eq. 7 (paper: 10)")
+    lambda_style: float = _loss_knob(10.0, "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
+    lambda_adv: float = _loss_knob(1.0, "weight of the generator's adversarial term, eq. 9 (paper: 1, unweighted)")
+    lambda_feat: float = _loss_knob(2.0, "weight of the feature-matching loss (pix2pixHD: 10, which made it 8.2 of the "
                                "Layout GAN's 15.2 total at initialisation, more than every other term together)")
-    lambda_flow: float = _knob(1.0, "weight of the flow L1 to the reference flow, in pixels (vid2vid: 10; 1 here "
+    lambda_flow: float = _loss_knob(1.0, "weight of the flow L1 to the reference flow, in pixels (vid2vid: 10; 1 here "
                                     "so this pixel-unit term does not outweigh the image terms, see losses.py)")
-    lambda_warp: float = _knob(10.0, "weight of the warp loss (L1 of the warped previous frame, image units)")
-    lambda_face: float = _knob(1.0, "weight of the face discriminator's adversarial loss")
-    perceptual_on: str = _knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on the "
+    lambda_warp: float = _loss_knob(10.0, "weight of the warp loss (L1 of the warped previous frame, image units)")
+    lambda_face: float = _loss_knob(1.0, "weight of the face discriminator's adversarial loss")
+    perceptual_on: str = _loss_knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on the "
                                "eq. 11 sum) | regions (once per region, 5x the VGG19 cost)")
 
     # --- ablations (paper 4.4) ---
@@ -82,7 +89,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.tam_temperature must be > 0, got {self.tam_temperature}")
         if self.norm not in NORMS:
             raise ValueError(f"ModelConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        for name in ("lambda_rec", "lambda_per", "lambda_style", "lambda_feat", "lambda_flow", "lambda_warp", "lambda_face"):
+        for name in (f.name for f in fields(self) if f.name.startswith("lambda_")):
             if getattr(self, name) < 0:
                 raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -99,6 +106,11 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}")
         return cls(**{**PROFILES[name], **overrides})
+
+    def architecture(self) -> dict[str, Any]:
+        """``{field: value}`` of the fields that shape the networks (every field but the loss knobs): what a
+        checkpoint must match to load."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("loss")}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` (for params files and checkpoint metadata)."""

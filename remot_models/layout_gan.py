@@ -51,14 +51,18 @@ class LayoutGenerator(nn.Module):
         self.decode_layout = Decoder(cfg, NUM_REGIONS)                  # D1^l
         self.decode_flow = FlowWeightDecoder(cfg)                       # D2^l
 
-    def forward(self, source_layout: torch.Tensor, poses: torch.Tensor,
-                prev_layouts: torch.Tensor) -> LayoutOutput:
-        """See the module docstring for shapes; returns a :class:`LayoutOutput`."""
+    def forward(self, source_layout: torch.Tensor, poses: torch.Tensor, prev_layouts: torch.Tensor,
+                source_features: torch.Tensor | None = None) -> LayoutOutput:
+        """See the module docstring for shapes; returns a :class:`LayoutOutput`. ``source_features``:
+        ``self.encode_source(source_layout)`` when the caller already has it - E1(L_s) does not depend on the
+        driving frame, so a sequence computes it once (``remot_models.sequence``)."""
         _expect(poses, 3, self.pose_channels, "poses")
         _expect(prev_layouts, 2, NUM_REGIONS, "prev_layouts")
         f_pose = self.encode_poses(poses.flatten(1, 2))
         f_prev = self.encode_previous(prev_layouts.flatten(1, 2))
-        logits = self.decode_layout(self.encode_source(source_layout) + f_pose + f_prev)
+        if source_features is None:
+            source_features = self.encode_source(source_layout)
+        logits = self.decode_layout(source_features + f_pose + f_prev)
         raw = torch.softmax(logits, dim=1)
         flow, weight = self.decode_flow(f_pose + f_prev)
         layout, warped = blend_with_warped_previous(raw, prev_layouts[:, -1], flow, weight)

@@ -98,9 +98,11 @@ class FrameOutput:
 
 
 def generate_frame(nets: Generators, prev: Previous, source: torch.Tensor, source_layout: torch.Tensor,
-                   poses: torch.Tensor, background: torch.Tensor, t: int = 0) -> FrameOutput:
-    """One step of the recurrence. ``poses``: (B, 3, 3, H, W) = P_d^{t-2..t}."""
-    layout_out = nets.layout(source_layout, poses, prev.layouts)
+                   poses: torch.Tensor, background: torch.Tensor, t: int = 0,
+                   source_features: torch.Tensor | None = None) -> FrameOutput:
+    """One step of the recurrence. ``poses``: (B, 3, 3, H, W) = P_d^{t-2..t}; ``source_features``: the Layout
+    GAN's E1(L_s), computed here when None."""
+    layout_out = nets.layout(source_layout, poses, prev.layouts, source_features)
     layout = harden(layout_out.layout.detach())
     layouts = torch.cat([prev.layouts, layout[:, None]], dim=1)
     region = composition = None
@@ -120,13 +122,17 @@ def generate_sequence(nets: Generators, source: torch.Tensor, source_layout: tor
     flat in the sequence length; :data:`START_RULE` starts it."""
     b, _, h, w = source.shape
     prev = Previous.zeros(b, h, w, source)
+    # E1(L_s) depends on the source alone: once per sequence, not once per frame (one shared autograd node
+    # when the Layout GAN trains: the window's single backward accumulates every frame's gradient through it)
+    source_features = nets.layout.encode_source(source_layout)
     window: torch.Tensor | None = None
     for t, pose in enumerate(poses):
         window = pose[:, None].repeat(1, 3, 1, 1, 1) if window is None else torch.cat([window[:, 1:], pose[:, None]], 1)
         if t == 0:
             with torch.no_grad():
-                prev = prev.push(generate_frame(nets, prev, source, source_layout, window, background), still=True)
-        out = generate_frame(nets, prev, source, source_layout, window, background, t)
+                prev = prev.push(generate_frame(nets, prev, source, source_layout, window, background,
+                                                source_features=source_features), still=True)
+        out = generate_frame(nets, prev, source, source_layout, window, background, t, source_features)
         prev = prev.push(out)
         yield out
 

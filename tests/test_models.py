@@ -330,6 +330,36 @@ def test_refining_networks_train_every_parameter(network):
     assert_every_parameter_has_gradient(net)
 
 
+def test_sequence_encodes_the_source_once_with_the_same_frames(cfg, monkeypatch):
+    """generate_sequence runs the Layout GAN's E1(L_s) once per sequence (it depends on the source alone), and
+    its frames equal the frame-by-frame recurrence that re-encodes the source every time; a Layout GAN in
+    training still gets E1's gradient from every frame through the shared node."""
+    from remot_models.sequence import Generators, Previous, generate_frame, generate_sequence
+
+    torch.manual_seed(0)
+    h, w = 64, 48
+    nets = Generators(LayoutGenerator(cfg), RegionGenerator(cfg), WholeCompositionNetwork(cfg))
+    source, layout = rand_image(1, 3, h, w), person_layout(8, 12, 48, 24, (h, w))[None]
+    poses, background = [rand_image(1, 3, h, w) for _ in range(3)], rand_image(1, 3, h, w)
+    calls = []
+    encode = nets.layout.encode_source.forward
+    monkeypatch.setattr(nets.layout.encode_source, "forward", lambda x: calls.append(1) or encode(x))
+    outs = list(generate_sequence(nets, source, layout, poses, background))
+    assert len(calls) == 1
+    # the same recurrence by hand, E1 recomputed in every generate_frame call (bootstrap included)
+    prev, window = Previous.zeros(1, h, w, source), poses[0][:, None].repeat(1, 3, 1, 1, 1)
+    with torch.no_grad():
+        prev = prev.push(generate_frame(nets, prev, source, layout, window, background), still=True)
+    for t, pose in enumerate(poses):
+        window = window if t == 0 else torch.cat([window[:, 1:], pose[:, None]], 1)
+        out = generate_frame(nets, prev, source, layout, window, background, t)
+        prev = prev.push(out)
+        assert torch.equal(out.composition.output, outs[t].composition.output)
+    assert len(calls) == 1 + 4
+    sum(o.layout_out.logits.square().mean() for o in outs).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in nets.layout.encode_source.parameters())
+
+
 # ----------------------------------------------------------------------------------------------- discriminators
 def test_multiscale_discriminator_features_and_gradients(cfg):
     disc = MultiscaleDiscriminator(cfg, image_channels=3, cond_channels=1)

@@ -120,3 +120,17 @@ def test_checkpoint_of_another_model_config_names_the_param(inputs, tmp_path):
     message = str(err.value)
     assert "model.ngf: checkpoint 4 vs params 8" in message and "dvc repro train_layout" in message
     assert not out.exists()
+
+
+def test_loss_weights_do_not_make_a_checkpoint_incompatible(tmp_path):
+    """A checkpoint trained with other loss knobs (they build no layer) loads; one of another architecture does not."""
+    from pipeline.inference.generate import load_networks
+
+    cfg = ModelConfig.from_profile("tiny")
+    trained = save_initialised_checkpoint(tmp_path / "a", ModelConfig.from_profile("tiny", lambda_adv=0.1,
+                                                                                    lambda_feat=5.0))
+    assert load_networks(trained, cfg).cfg == cfg
+    assert "lambda_adv" not in cfg.architecture() and "ngf" in cfg.architecture()
+    other = save_initialised_checkpoint(tmp_path / "b", ModelConfig.from_profile("tiny", n_blocks=1))
+    with pytest.raises(BadCheckpoint, match="model.n_blocks: checkpoint 1 vs params 2"):
+        load_networks(other, cfg)

@@ -230,7 +230,7 @@ class NetworkSteps:
                    real_cond: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eq. 8 adversarial (+ feature matching) terms of a conditional multi-scale discriminator."""
         fake_out = disc(fake, fake_cond)
-        terms = {"g_adv": generator_adversarial_loss(fake_out, self.cfg.gan_objective)}
+        terms = {"g_adv": self.cfg.lambda_adv * generator_adversarial_loss(fake_out, self.cfg.gan_objective)}
         if self.cfg.feature_matching:
             with torch.no_grad():
                 real_out = disc(real, real_cond)
