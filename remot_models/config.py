@@ -49,20 +49,22 @@ class ModelConfig:
     face_d_layers: int = _knob(3, "stride-2 conv layers of the (single-scale) face discriminator")
 
     # --- losses (eq. 6-10, weights from paper 4.1) ---
-    gan_objective: str = _loss_knob("vanilla", "adversarial objective: vanilla (eq. 8/10's log-likelihood) | lsgan | hinge")
+    gan_objective: str = _loss_knob("vanilla",
+                                    "adversarial objective: vanilla (eq. 8/10's log-likelihood) | lsgan | hinge")
     feature_matching: bool = _loss_knob(True, "add pix2pixHD discriminator feature-matching loss to the generator")
     lambda_rec: float = _loss_knob(10.0, "weight of the L1 reconstruction loss, eq. 6 (paper: 10)")
     lambda_per: float = _loss_knob(10.0, "weight of the VGG19 perceptual content loss, eq. 7 (paper: 10)")
-    lambda_style: float = _loss_knob(10.0, "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
+    lambda_style: float = _loss_knob(10.0,
+                                     "weight of the VGG19 Gram style term of eq. 7 (paper folds it into lambda_per)")
     lambda_adv: float = _loss_knob(1.0, "weight of the generator's adversarial term, eq. 9 (paper: 1, unweighted)")
     lambda_feat: float = _loss_knob(2.0, "weight of the feature-matching loss (pix2pixHD: 10, which made it 8.2 of the "
-                               "Layout GAN's 15.2 total at initialisation, more than every other term together)")
+                                    "Layout GAN's 15.2 total at initialisation, more than every other term together)")
     lambda_flow: float = _loss_knob(1.0, "weight of the flow L1 to the reference flow, in pixels (vid2vid: 10; 1 here "
-                                    "so this pixel-unit term does not outweigh the image terms, see losses.py)")
+                                         "so this pixel-unit term does not outweigh the image terms, see losses.py)")
     lambda_warp: float = _loss_knob(10.0, "weight of the warp loss (L1 of the warped previous frame, image units)")
     lambda_face: float = _loss_knob(1.0, "weight of the face discriminator's adversarial loss")
-    perceptual_on: str = _loss_knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on the "
-                               "eq. 11 sum) | regions (once per region, 5x the VGG19 cost)")
+    perceptual_on: str = _loss_knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on "
+                                    "the eq. 11 sum) | regions (once per region, 5x the VGG19 cost)")
 
     # --- ablations (paper 4.4) ---
     gam: bool = _knob(True, "Global Alignment Module (eq. 4-5); False = source regions enter unaligned")

@@ -70,3 +70,19 @@ def test_dask_cluster_address_runs_the_work_there(tmp_path, monkeypatch):
                                                                         "ZeroDivisionError: three breaks"]
     pids = {o.info["pid"] for o in outcomes if o.info}
     assert os.getpid() not in pids and len(pids) == 1  # all on the cluster's single worker process
+
+
+def test_pool_executor_runs_items_in_other_processes_in_order():
+    outcomes = run_all(square_or_skip, [(i,) for i in range(5)], PreprocessParams(executor="pool", workers=2))
+    assert [o.info["x"] if o.info else o.skipped for o in outcomes] == [0, 1, "two is bad",
+                                                                        "ZeroDivisionError: three breaks", 16]
+    assert os.getpid() not in {o.info["pid"] for o in outcomes if o.info}
+
+
+def die(x: int) -> dict:
+    os._exit(3)  # a worker killed mid-item, as by the OOM killer or a crash in native code
+
+
+def test_pool_executor_reports_a_dead_worker_instead_of_failing():
+    [outcome] = run_all(die, [(1,)], PreprocessParams(executor="pool", workers=1))
+    assert outcome.info is None and "worker process failed" in outcome.skipped and "re-run" in outcome.skipped

@@ -3,6 +3,9 @@
 ``preprocess.executor`` in params.yaml picks the engine; the stage code is the same for all three:
 
 * ``inprocess`` — a plain loop (no Prefect, no extra processes; the default, and the fastest for small data);
+* ``pool`` — ``preprocess.workers`` local processes of the standard library's ``ProcessPoolExecutor`` (spawned,
+  spoken to over pipes: no port, no server; start-up well under a second), to put both cores of a small machine
+  on stages whose work is single-threaded;
 * ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
   single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
   temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it;
@@ -77,6 +80,8 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
     executor = engine.executor if engine is not None else "inprocess"
     if executor == "inprocess" or not items:
         return [done(i, call(fn, *item)) for i, item in enumerate(items)]
+    if executor == "pool":
+        return _run_pool(fn, items, engine.workers, done)
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
@@ -100,3 +105,26 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         return [done(i, future.result()) for i, future in enumerate(futures)]
 
     return fan_out()
+
+
+def _run_pool(fn: Callable[..., dict], items: Sequence[tuple], workers: int,
+              done: Callable[[int, Outcome], Outcome]) -> list[Outcome]:
+    """Executor ``pool``: every item submitted at once, outcomes taken in item order (so ``done`` records
+    finished work in order, as the in-process loop does). Spawned, not forked: the parent may hold MediaPipe or
+    torch threads, and a forked child inherits their locks in whatever state they were."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(call, fn, *item) for item in items]
+        return [done(i, _result(future)) for i, future in enumerate(futures)]
+
+
+def _result(future) -> Outcome:
+    """A worker killed mid-item (out of memory, a crash in native code) breaks the pool: that item and the ones
+    still queued are reported as skipped, with the reason, instead of failing the stage; a re-run retries them."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return Outcome(skipped=f"worker process failed ({type(exc).__name__}: {exc}); re-run the stage to retry")

@@ -1,7 +1,8 @@
 """End-to-end preprocessing throughput: raw demo videos -> shards, compared with MediaPipe pose alone.
 
 The stages run as the subprocesses ``dvc repro`` would start (``python -m stages.X``), in a temporary project
-root with the offline backends (offline parser, DIS flow) and the default executor, so each stage's start-up
+root with the offline backends (offline parser, DIS flow), once with the default executor and once with a process
+pool of one worker per CPU (``preprocess.executor: pool``), so each stage's start-up
 (imports, params validation, model loading) is counted. The pose-alone figure runs the same MediaPipe model over
 the same extracted frames, decoded beforehand, in this process: the ratio says how far the whole path is from the
 one model it cannot avoid.
@@ -24,12 +25,12 @@ OUTPUTS = {"extract": ("frames",), "pose": ("pose",), "parse": ("parsing",), "la
            "flow": ("flow",), "shards": ("shards",)}
 
 
-def _bench_params(n_clips: int, n_frames: int) -> dict:
+def _bench_params(n_clips: int, n_frames: int, executor: str) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data_root"] = "data"
     params["demo"] = {**params["demo"], "out": "raw/demo", "n_clips": n_clips, "n_frames": n_frames, "seed": 0}
     params["datasets"] = {"demo": {**params["datasets"]["demo"], "path": "raw/demo/videos"}}
-    params["preprocess"] = {**params["preprocess"], "executor": "inprocess"}
+    params["preprocess"] = {**params["preprocess"], "executor": executor, "workers": os.cpu_count() or 1}
     params["parse"] = {**params["parse"], "backend": "offline"}
     params["flow"] = {**params["flow"], "backend": "dis"}
     return params
@@ -60,11 +61,17 @@ def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> t
 
 
 def run(quick: bool = True) -> list[dict]:
+    """``end_to_end`` with the default executor (inprocess), ``end_to_end_pool`` with one pool worker per CPU."""
     n_clips, n_frames = (12, 64) if quick else (24, 128)
+    return [end_to_end(n_clips, n_frames, "inprocess", "end_to_end"),
+            end_to_end(n_clips, n_frames, "pool", "end_to_end_pool")]
+
+
+def end_to_end(n_clips: int, n_frames: int, executor: str, name: str) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="remot-bench-preprocess-") as tmp:
         root = Path(tmp)
-        params = _bench_params(n_clips, n_frames)
+        params = _bench_params(n_clips, n_frames, executor)
         params_file = root / "params.yaml"
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         # the profiles' stage commands (those dvc repro runs), from raw videos to shards; demo data is not timed
@@ -85,7 +92,8 @@ def run(quick: bool = True) -> list[dict]:
         pose_seconds, pose_frames = pose_alone(data / "frames" / "demo", params["pose"]["model_complexity"],
                                                params["pose"]["min_detection_confidence"])
     total = sum(seconds.values())
-    row = {"area": "preprocess", "name": "end_to_end", "value": frames / total, "unit": "frames/s", "device": "cpu",
+    workers = f" ({params['preprocess']['workers']} workers)" if executor == "pool" else ""
+    return {"area": "preprocess", "name": name, "value": frames / total, "unit": "frames/s", "device": "cpu",
            "frames": frames, "frames_per_s": round(frames / total, 3),
            "pose_frames_per_s": round(pose_frames / pose_seconds, 3),
            "ratio": round((frames / total) / (pose_frames / pose_seconds), 3),
@@ -93,10 +101,9 @@ def run(quick: bool = True) -> list[dict]:
            "ms_per_frame": {stage: round(1000 * s / frames, 2) for stage, s in seconds.items()},
            "mb_per_frame_by_stage": {stage: round(b / 1e6 / frames, 4) for stage, b in disk.items()},
            "seconds": {stage: round(s, 2) for stage, s in seconds.items()},
-           "notes": f"{n_clips} demo clips x {n_frames} frames, raw mp4 -> shards, stage subprocesses (start-up "
-                    f"included), offline parser, DIS flow, executor inprocess; pose alone = MediaPipe complexity "
-                    f"{params['pose']['model_complexity']} over the same frames, {os.cpu_count()} CPUs"}
-    return [row]
+           "notes": f"{n_clips} demo clips x {n_frames} frames, raw mp4 -> shards, stage subprocesses "
+                    f"(start-up included), offline parser, DIS flow, executor {executor}{workers}; pose alone = "
+                    f"MediaPipe complexity {params['pose']['model_complexity']} over the same frames, {os.cpu_count()} CPUs"}
 
 
 if __name__ == "__main__":
