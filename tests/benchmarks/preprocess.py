@@ -79,8 +79,8 @@ def end_to_end(n_clips: int, n_frames: int, executor: str, name: str) -> dict:
         (_, make_data), preprocessing = commands[0], commands[1:[n for n, _ in commands].index("shards") + 1]
         subprocess.run(make_data, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         seconds: dict[str, float] = {}
-        for name, command in preprocessing:
-            stage = name.split("@")[0]
+        for stage_name, command in preprocessing:
+            stage = stage_name.split("@")[0]
             started = time.perf_counter()
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
             seconds[stage] = time.perf_counter() - started
