@@ -33,8 +33,9 @@ def test_dask_executor_needs_an_address():
         validate_params({"preprocess": {"executor": "dask"}})
 
 
-@pytest.mark.timeout(600)
-def test_extraction_on_a_process_pool_matches_inprocess(tmp_path, media):
+def assert_extraction_matches_inprocess(tmp_path, media, engine: PreprocessParams) -> None:
+    """Two clips and a broken file extracted in-process and on ``engine``: the same videos go through, the
+    broken one is reported, and every frame is the same bytes."""
     root = tmp_path / "clips"
     root.mkdir()
     for video in media["videos"][:2]:
@@ -43,29 +44,6 @@ def test_extraction_on_a_process_pool_matches_inprocess(tmp_path, media):
     videos = scan_dataset("clips", DatasetSpec(kind="folder", path=str(root))).videos
     cfg = ExtractParams(detect_frames=4, max_frames=12)
     serial = run_extraction("clips", videos, tmp_path / "a", cfg, 8, tmp_path / "a.json")
-    pooled = run_extraction("clips", videos, tmp_path / "b", cfg, 8, tmp_path / "b.json",
-                            PreprocessParams(executor="pool", workers=2))
-    assert sorted(pooled.processed) == sorted(serial.processed) and len(serial.processed) == 2
-    assert "cannot open" in next(iter(pooled.skipped.values()))
-    pngs = sorted((tmp_path / "a" / "frames" / "clips").rglob("*.png"))
-    assert len(pngs) == 24
-    for png in pngs:
-        assert (tmp_path / "b" / png.relative_to(tmp_path / "a")).read_bytes() == png.read_bytes()
-
-
-@pytest.mark.timeout(600)
-def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media, monkeypatch):
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    root = tmp_path / "clips"
-    root.mkdir()
-    for video in media["videos"][:2]:
-        shutil.copy(video, root / video.name)
-    (root / "broken.mp4").write_bytes(b"not a video")
-    videos = scan_dataset("clips", DatasetSpec(kind="folder", path=str(root))).videos
-    cfg = ExtractParams(detect_frames=4, max_frames=12)
-    serial = run_extraction("clips", videos, tmp_path / "a", cfg, 8, tmp_path / "a.json")
-    engine = PreprocessParams(executor="processes", workers=2)
     parallel = run_extraction("clips", videos, tmp_path / "b", cfg, 8, tmp_path / "b.json", engine)
     assert sorted(parallel.processed) == sorted(serial.processed) and len(serial.processed) == 2
     assert "broken" in next(iter(parallel.skipped)) and "cannot open" in next(iter(parallel.skipped.values()))
@@ -74,6 +52,18 @@ def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media,
     for png in sorted((tmp_path / "a" / "frames" / "clips").rglob("*.png")):
         twin = tmp_path / "b" / png.relative_to(tmp_path / "a")
         assert twin.read_bytes() == png.read_bytes()
+
+
+@pytest.mark.timeout(600)
+def test_extraction_on_a_process_pool_matches_inprocess(tmp_path, media):
+    assert_extraction_matches_inprocess(tmp_path, media, PreprocessParams(executor="pool", workers=2))
+
+
+@pytest.mark.timeout(600)
+def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media, monkeypatch):
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    assert_extraction_matches_inprocess(tmp_path, media, PreprocessParams(executor="processes", workers=2))
 
 
 @pytest.mark.timeout(300)
