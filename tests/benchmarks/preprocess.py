@@ -93,17 +93,18 @@ def end_to_end(n_clips: int, n_frames: int, executor: str, name: str) -> dict:
                                                params["pose"]["min_detection_confidence"])
     total = sum(seconds.values())
     workers = f" ({params['preprocess']['workers']} workers)" if executor == "pool" else ""
-    return {"area": "preprocess", "name": name, "value": frames / total, "unit": "frames/s", "device": "cpu",
-           "frames": frames, "frames_per_s": round(frames / total, 3),
-           "pose_frames_per_s": round(pose_frames / pose_seconds, 3),
-           "ratio": round((frames / total) / (pose_frames / pose_seconds), 3),
-           "mb_per_frame": round(sum(disk.values()) / 1e6 / frames, 4),
-           "ms_per_frame": {stage: round(1000 * s / frames, 2) for stage, s in seconds.items()},
-           "mb_per_frame_by_stage": {stage: round(b / 1e6 / frames, 4) for stage, b in disk.items()},
-           "seconds": {stage: round(s, 2) for stage, s in seconds.items()},
-           "notes": f"{n_clips} demo clips x {n_frames} frames, raw mp4 -> shards, stage subprocesses "
-                    f"(start-up included), offline parser, DIS flow, executor {executor}{workers}; pose alone = "
-                    f"MediaPipe complexity {params['pose']['model_complexity']} over the same frames, {os.cpu_count()} CPUs"}
+    return {
+        "area": "preprocess", "name": name, "value": frames / total, "unit": "frames/s", "device": "cpu",
+        "frames": frames, "frames_per_s": round(frames / total, 3),
+        "pose_frames_per_s": round(pose_frames / pose_seconds, 3),
+        "ratio": round((frames / total) / (pose_frames / pose_seconds), 3),
+        "mb_per_frame": round(sum(disk.values()) / 1e6 / frames, 4),
+        "ms_per_frame": {stage: round(1000 * s / frames, 2) for stage, s in seconds.items()},
+        "mb_per_frame_by_stage": {stage: round(b / 1e6 / frames, 4) for stage, b in disk.items()},
+        "seconds": {stage: round(s, 2) for stage, s in seconds.items()},
+        "notes": f"{n_clips} demo clips x {n_frames} frames, raw mp4 -> shards, stage subprocesses (start-up "
+                 f"included), offline parser, DIS flow, executor {executor}{workers}; pose alone = MediaPipe "
+                 f"complexity {params['pose']['model_complexity']} over the same frames, {os.cpu_count()} CPUs"}
 
 
 if __name__ == "__main__":
