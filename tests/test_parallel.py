@@ -96,3 +96,21 @@ def die(x: int) -> dict:
 def test_pool_executor_reports_a_dead_worker_instead_of_failing():
     [outcome] = run_all(die, [(1,)], PreprocessParams(executor="pool", workers=1))
     assert outcome.info is None and "worker process failed" in outcome.skipped and "re-run" in outcome.skipped
+
+
+def test_flow_runs_wait_long_enough_for_prefects_temporary_server(monkeypatch):
+    """A loaded machine starts Prefect's temporary server in more than its default 20 s (CI failed on it): our
+    flows wait longer, but a value the user set, or a server of their own, is left alone."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as startup_timeout
+
+    from pipeline.stage.prefect_server import STARTUP_TIMEOUT_ENV, patient_temporary_server
+
+    monkeypatch.delenv(STARTUP_TIMEOUT_ENV, raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    default = startup_timeout.value()
+    with patient_temporary_server():
+        assert startup_timeout.value() == 180 > default
+    assert startup_timeout.value() == default
+    monkeypatch.setenv(STARTUP_TIMEOUT_ENV, "7")  # Prefect read its settings at start-up: only ours may change
+    with patient_temporary_server():
+        assert startup_timeout.value() == default

@@ -29,6 +29,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipeline.core.errors import RemotError
 from pipeline.core.params import load_params
+from pipeline.stage.prefect_server import patient_temporary_server
 
 
 def _retry_on_io_error(task_obj, task_run, state) -> bool:
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         remot.serve(name="train")
         return 0
     try:
-        remot()
+        with patient_temporary_server():
+            remot()
         return 0
     except RemotError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -104,7 +104,10 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         futures = [one.submit(item) for item in items]
         return [done(i, future.result()) for i, future in enumerate(futures)]
 
-    return fan_out()
+    from pipeline.stage.prefect_server import patient_temporary_server
+
+    with patient_temporary_server():
+        return fan_out()
 
 
 def _run_pool(fn: Callable[..., dict], items: Sequence[tuple], workers: int,
