@@ -101,3 +101,23 @@ def test_mismatched_inputs_are_an_error():
         background_plate(frames, masks[:-1])
     with pytest.raises(ValueError, match="person mask 0"):
         background_plate(frames, [m[:, :10] for m in masks])
+
+
+def test_plate_median_is_numpys_nanmedian_of_the_seen_frames():
+    """The plate's per-pixel median (one sort of uint16 values) equals np.nanmedian over the frames where the
+    pixel is background, rounded half to even, for odd and even counts and pixels never seen (0)."""
+    import warnings
+
+    from pipeline.layout.background import _median_of_seen
+
+    rng = np.random.default_rng(1)
+    for frames in (1, 2, 7, 64):
+        samples = rng.integers(0, 256, (frames, 9, 11, 3), dtype=np.uint8)
+        seen = rng.random((frames, 9, 11)) < 0.6
+        seen[:, 0, 0] = False
+        masked = samples.astype(np.float32)
+        masked[~seen] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.rint(np.nan_to_num(np.nanmedian(masked, axis=0), nan=0.0)).astype(np.uint8)
+        assert np.array_equal(_median_of_seen(samples, seen), expected), frames

@@ -156,6 +156,24 @@ def test_two_runs_give_identical_tar_bytes_with_fixed_metadata(tmp_path):
     assert any(a.read_bytes() != c.read_bytes() for a, c in zip(tars_a, sorted((tmp_path / "c").glob("*/*.tar"))))
 
 
+def test_worker_processes_write_the_same_tars_and_report_bad_input(tmp_path):
+    """workers=2 (executor pool): every video's tars are the bytes one process writes, the manifest rows are the
+    same, and a bad input in a worker stops the run naming the file, as in-process."""
+    arts = [fabricate_video(tmp_path / "data", "ds", f"v{i}", "train" if i else "test", offset=i)
+            for i in range(3)]
+    serial = write_shards(collected(*arts), tmp_path / "a", 4, 3, 2, seed=3)
+    parallel = write_shards(collected(*arts), tmp_path / "b", 4, 3, 2, seed=3, workers=2)
+    assert tar_stamps(tmp_path / "a").keys() == tar_stamps(tmp_path / "b").keys() and len(parallel.written) == 6
+    for tar in sorted((tmp_path / "a").glob("*/*.tar")):
+        assert (tmp_path / "b" / tar.relative_to(tmp_path / "a")).read_bytes() == tar.read_bytes(), tar.name
+    assert parallel.rows == serial.rows and parallel.videos == serial.videos
+    labels = cv2.imread(str(arts[2].layout_dir / frame_name(5)), -1)
+    labels[0, 0] = 9
+    cv2.imwrite(str(arts[2].layout_dir / frame_name(5)), labels)
+    with pytest.raises(ShardInputError, match=str(arts[2].layout_dir / frame_name(5))):
+        write_shards(collected(*arts), tmp_path / "c", 4, 3, 2, workers=2)
+
+
 def test_keys_have_no_dots_and_samples_hold_every_field(tmp_path):
     art = fabricate_video(tmp_path / "data", "my.data set", "clip.01", "train")
     report = write_shards(collected(art), tmp_path / "out", window_length=4, stride=4, shard_max_samples=10)

@@ -12,7 +12,6 @@ Method (static camera assumed, as in the paper's datasets):
 """
 from __future__ import annotations
 
-import warnings
 
 import cv2
 import numpy as np
@@ -73,15 +72,23 @@ def background_plate(
     plate = np.zeros((height, width, 3), dtype=np.uint8)
     for top in range(0, height, rows_per_chunk):
         rows = slice(top, top + rows_per_chunk)
-        samples = stack[:, rows].astype(np.float32)
-        samples[~seen[:, rows]] = np.nan  # person pixels do not vote
-        with warnings.catch_warnings():
-            # never-seen pixels give "All-NaN slice" warnings; they are expected and inpainted below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(samples, axis=0)
-        plate[rows] = np.clip(np.rint(np.nan_to_num(median, nan=0.0)), 0, 255).astype(np.uint8)
+        plate[rows] = _median_of_seen(stack[:, rows], seen[:, rows])
 
     if never_seen.any():
         plate = cv2.inpaint(plate, never_seen.astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
     return plate
 
+
+def _median_of_seen(samples: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Per pixel and channel, the median of ``samples`` (T, h, W, 3) uint8 over the frames where ``seen``
+    (T, h, W) is True, rounded half to even; 0 where no frame saw it. The mean of the two middle values for an
+    even count, as ``np.nanmedian`` gives, but by one sort of uint16 values with unseen ones pushed past 255:
+    ``nanmedian`` goes through masked arrays and took two thirds of the layout stage's time."""
+    values = samples.astype(np.uint16)
+    values[~seen] = 256  # sorts after every real value, so the seen ones come first
+    values.sort(axis=0)
+    count = np.broadcast_to(seen.sum(axis=0)[None, ..., None], (1, *values.shape[1:]))
+    low = np.take_along_axis(values, np.maximum(count - 1, 0) // 2, axis=0)[0].astype(np.float32)
+    high = np.take_along_axis(values, count // 2, axis=0)[0].astype(np.float32)
+    median = np.rint((low + high) / 2)
+    return np.where(count[0] > 0, median, 0).astype(np.uint8)

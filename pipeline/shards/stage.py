@@ -11,8 +11,12 @@ from pipeline.stage.entry import Stage, StageContext
 def body(ctx: StageContext) -> str:
     data_root, cfg = ctx.data_root, ctx.params.shards
     videos = [collect_video(v) for v in find_videos(data_root) if v.dataset in ctx.params.datasets]
+    engine = ctx.params.preprocess
+    # Local worker processes for the executors that use this machine's cores; a Dask cluster's workers may not
+    # see data/shards, so with executor dask the tars are written here, one video at a time.
+    workers = engine.workers if engine.executor in ("pool", "processes") else 1
     report = write_shards(videos, data_root / "shards", cfg.window, cfg.stride, cfg.max_samples_per_shard,
-                          cfg.seed)
+                          cfg.seed, workers=workers)
     summary = write_manifest(report, data_root / "shards" / "manifest.parquet",
                              ctx.root / "metrics" / "shards.json")
     skipped = {f"{s.dataset}/{s.video}": s.reason for s in report.skipped}

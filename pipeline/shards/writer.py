@@ -558,14 +558,15 @@ def _write_tar(final: Path, members: Iterable[tuple[str, bytes]]) -> tuple[bool,
 
 
 def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_length: int, stride: int,
-                 shard_max_samples: int, seed: int = 0) -> ShardReport:
+                 shard_max_samples: int, seed: int = 0, workers: int = 1) -> ShardReport:
     """Write one tar series per video under ``out_dir/<split>/`` and return a :class:`ShardReport`.
 
     ``videos`` are the results of :func:`collect_video`; a :class:`Skip` is recorded in the report and nothing
     is written for it. A video too short for one window is skipped too. See the module docstring for the
     sample fields, naming, reproducibility and what a re-run rewrites. Raises ValueError when one
     (dataset, video) is passed twice or two videos sanitise to the same name, and :class:`ShardInputError`
-    when an input's content is unusable.
+    when an input's content is unusable. ``workers`` > 1 encodes that many videos at once on spawned worker
+    processes; the tars are the same bytes either way.
     """
     if shard_max_samples < 1:
         raise ValueError(f"shard_max_samples must be >= 1, got {shard_max_samples}")
@@ -580,6 +581,8 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
               "seed": seed, "png": PNG_PARAMS, "flow_gzip_level": FLOW_GZIP_LEVEL}
     index = _load_index(out_dir)
     expected: set[str] = set()
+    jobs: list[VideoJob] = []
+    sharded: list[VideoInputs] = []
     for video in sorted(inputs, key=lambda v: (v.split, v.stem)):
         windows = plan_windows(video.n_frames, window_length, stride)
         if not windows:
@@ -590,16 +593,22 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
         tars = [f"{video.split}/{video.stem}-{i:06d}.tar" for i in range(len(chunks))]
         fingerprint = _input_fingerprint(video, params, index["input_hashes"])
         old = index["videos"].get(video.stem)
+        expected.update(tars)
+        sharded.append(video)
         if (old is not None and old.get("fingerprint") == fingerprint and list(old["tars"]) == tars
                 and all(_stamp_matches(out_dir / t, old["tars"][t]) for t in tars)):
-            entry = old
             report.kept.extend(out_dir / t for t in tars)
         else:
-            entry = _write_video(video, out_dir, tars, chunks, seed, fingerprint, report)
-            index["videos"][video.stem] = entry
-            # Saved after every video so a killed run does not redo finished videos.
-            atomic.write_json(index_path(out_dir), index)
-        expected.update(tars)
+            jobs.append(VideoJob(video, out_dir, tars, chunks, seed, fingerprint))
+    for job, written in zip(jobs, _run_jobs(jobs, workers)):
+        index["videos"][job.video.stem] = written.entry
+        report.written.extend(written.written)
+        report.kept.extend(written.kept)
+        report.bytes_written += written.bytes_written
+        # Saved after every video so a killed run does not redo finished videos.
+        atomic.write_json(index_path(out_dir), index)
+    for video in sharded:
+        entry = index["videos"][video.stem]
         report.videos[video.stem] = {k: entry[k] for k in ("dataset", "video", "split", "fps", "n_frames")}
         report.rows.extend({**row, "dataset": entry["dataset"], "video": entry["video"], "split": entry["split"]}
                            for row in entry["samples"])
@@ -633,24 +642,60 @@ def _distinct_inputs(videos: Iterable[VideoInputs | Skip], report: ShardReport) 
     return inputs
 
 
-def _write_video(video: VideoInputs, out_dir: Path, tars: list[str], chunks: list[list[tuple[int, int]]],
-                 seed: int, fingerprint: str, report: ShardReport) -> dict[str, Any]:
-    """Encode one video's windows into its tars (a tar whose bytes did not change is kept); its index entry."""
+@dataclass(frozen=True, eq=False)
+class VideoJob:
+    """One video to encode into its tars (picklable: it runs on a worker process when ``workers`` > 1)."""
+
+    video: VideoInputs
+    out_dir: Path
+    tars: list[str]
+    chunks: list[list[tuple[int, int]]]
+    seed: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class VideoWritten:
+    entry: dict[str, Any]  # the video's index entry
+    written: list[Path]  # tars created or replaced
+    kept: list[Path]  # tars whose new bytes equal the file on disk
+    bytes_written: int
+
+
+def _run_jobs(jobs: list[VideoJob], workers: int) -> Iterable[VideoWritten]:
+    """Each job's result, in job order, as it finishes. With ``workers`` > 1 the jobs run on spawned processes
+    (not forked: the parent may hold OpenCV threads, whose locks a forked child inherits in any state); an
+    error in a worker (a :class:`ShardInputError`) is raised here as it would be in-process."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_write_video, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_write_video, jobs)
+
+
+def _write_video(job: VideoJob) -> VideoWritten:
+    """Encode one video's windows into its tars (a tar whose bytes did not change is kept)."""
+    video = job.video
     data = video.load()
-    stamps, rows = {}, []
+    stamps, rows, written, kept, size = {}, [], [], [], 0
     stored = StoredPngs((video.height, video.width), _png)
-    for rel, chunk in zip(tars, chunks):
-        members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, seed, stored))
-        replaced, stamps[rel] = _write_tar(out_dir / rel, members)
-        (report.written if replaced else report.kept).append(out_dir / rel)
-        report.bytes_written += stamps[rel]["size"] if replaced else 0
+    for rel, chunk in zip(job.tars, job.chunks):
+        members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, job.seed, stored))
+        replaced, stamps[rel] = _write_tar(job.out_dir / rel, members)
+        (written if replaced else kept).append(job.out_dir / rel)
+        size += stamps[rel]["size"] if replaced else 0
         for start, stop in chunk:
             source = choose_source_frame(video.n_frames, start, source_seed_material(
-                seed, video.dataset, video.video, start), stop=stop)
+                job.seed, video.dataset, video.video, start), stop=stop)
             rows.append({"shard": rel, "key": sample_key(video.stem, start),
                          "frames": list(range(start, stop)), "source_frame": source})
-    return {"dataset": video.dataset, "video": video.video, "split": video.split, "fps": video.fps,
-            "n_frames": video.n_frames, "fingerprint": fingerprint, "tars": stamps, "samples": rows}
+    entry = {"dataset": video.dataset, "video": video.video, "split": video.split, "fps": video.fps,
+             "n_frames": video.n_frames, "fingerprint": job.fingerprint, "tars": stamps, "samples": rows}
+    return VideoWritten(entry, written, kept, size)
 
 
 def _remove_unexpected(out_dir: Path, expected: set[str], report: ShardReport) -> None:
