@@ -74,7 +74,7 @@ def test_decoded_sample_shapes_dtypes_ranges_and_content(shard_dir):
         with np.load(data_root / "flow" / "ds" / f"{meta['video']}.npz") as npz:
             flow = npz["flow"][meta["window_start"]:meta["window_stop"]].astype(np.float32)
         flow[0] = 0
-        np.testing.assert_array_equal(sample["flow"].numpy(), flow)
+        np.testing.assert_allclose(sample["flow"].numpy(), flow, rtol=0, atol=1 / 64)  # stored in 1/32 px
         assert sample["flow"][1:, 0].min() < 0  # the person really moves between window frames
         pose = render_pose_map(sample["keypoints"][2].numpy(), h, w, thickness=3)
         np.testing.assert_array_equal(((sample["poses"][2] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(),

@@ -267,6 +267,10 @@ def test_wrong_shaped_arrays_are_refused(one_sample):
     np.save(buffer, np.zeros((t, 2, h, w + 1), "<f2"))
     error, _ = _decode_peak({**one_sample, "flow.npy.gz": gzip.compress(buffer.getvalue())})
     assert isinstance(error, ValueError) and "flow.npy.gz" in str(error) and "expected" in str(error)
+    buffer = io.BytesIO()  # the right shape in the old float16 encoding: not read as 32nds of a pixel
+    np.save(buffer, np.zeros((t, 2, h, w), "<f2"))
+    error, _ = _decode_peak({**one_sample, "flow.npy.gz": gzip.compress(buffer.getvalue())})
+    assert isinstance(error, ValueError) and "expected int16" in str(error)
     buffer = io.BytesIO()
     np.save(buffer, np.zeros((t, 24, 3), "<f4"))
     error, _ = _decode_peak({**one_sample, "pose.npy": buffer.getvalue()})

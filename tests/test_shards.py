@@ -33,7 +33,8 @@ def fabricate_video(root: Path, dataset: str, video: str, split: str, *, n_frame
     """Write every artefact of a tiny synthetic video under ``root`` (the layout of pipeline.core.artifacts).
 
     A 5-band "person" rectangle (labels head/top/bottom/shoes/limbs) moves ``speed`` px right per frame over a
-    gradient background; the flow is the exact t -> t-1 motion (dx = -speed on the person), keypoints follow it.
+    gradient background; the flow is the t -> t-1 motion (dx = -speed on the person, plus a sub-pixel dy = 0.3
+    that no shard stores exactly), keypoints follow it.
     """
     art = VideoArtifacts(root, dataset, video)
     yy, xx = np.mgrid[0:height, 0:width]
@@ -58,6 +59,7 @@ def fabricate_video(root: Path, dataset: str, video: str, split: str, *, n_frame
         cv2.imwrite(str(art.parsing_dir / frame_name(t)), labels)  # stand-in ATR labels; shards only read layout
         if t > 0:
             flow[t, 0][person] = -speed
+            flow[t, 1][person] = 0.3  # sub-pixel: the shards store 1/32 px steps
         for joint in range(25):
             conf = 0.0 if joint in (19, 20) else 0.9  # two undetected toes
             keypoints[t, joint] = (x0 + (joint * 3) % w, y0 + joint, conf)
@@ -172,6 +174,21 @@ def test_worker_processes_write_the_same_tars_and_report_bad_input(tmp_path):
     cv2.imwrite(str(arts[2].layout_dir / frame_name(5)), labels)
     with pytest.raises(ShardInputError, match=str(arts[2].layout_dir / frame_name(5))):
         write_shards(collected(*arts), tmp_path / "c", 4, 3, 2, workers=2)
+
+
+def test_flow_is_stored_in_32nds_of_a_pixel_and_refuses_what_int16_cannot_hold(tmp_path):
+    from pipeline.shards.writer import fixed_point_flow
+
+    flow = np.random.default_rng(0).normal(0, 20, (3, 2, 8, 8)).astype(np.float16)
+    steps = fixed_point_flow(flow, tmp_path / "v.npz")
+    assert steps.dtype == np.int16
+    error = np.abs(steps.astype(np.float32) / 32 - flow.astype(np.float32))
+    assert error.max() <= 1 / 64 and error.max() > 0
+    for bad in (np.float16(1100), np.float16(np.nan)):
+        broken = flow.copy()
+        broken[1, 0, 2, 3] = bad
+        with pytest.raises(ShardInputError, match="v.npz.*rerun the `flow` stage"):
+            fixed_point_flow(broken, tmp_path / "v.npz")
 
 
 def test_keys_have_no_dots_and_samples_hold_every_field(tmp_path):

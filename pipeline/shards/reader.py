@@ -138,9 +138,13 @@ def decode_sample(sample: dict[str, Any], pose_thickness: int = 4) -> dict[str, 
     layouts = checked_png(sample[schema.LAYOUTS], False, strip, f"{key}.{schema.LAYOUTS}").reshape(t, height, width)
     valid = checked_png(sample[schema.VALID], False, strip, f"{key}.{schema.VALID}").reshape(t, 1, height, width)
     flow_shape = (t, 2, height, width)
-    # float16 payload plus a generous allowance for the .npy header
+    # int16 payload plus a generous allowance for the .npy header
     flow_bytes = gunzip_bounded(sample[schema.FLOW], 2 * t * 2 * height * width + 4096, f"{key}.{schema.FLOW}")
-    flow = checked_npy(flow_bytes, flow_shape, f"{key}.{schema.FLOW}").astype(np.float32)
+    flow = checked_npy(flow_bytes, flow_shape, f"{key}.{schema.FLOW}")
+    if flow.dtype != np.int16:
+        raise ValueError(f"{key}.{schema.FLOW}: array is {flow.dtype}, expected int16 (fixed-point flow, shard "
+                         f"format {schema.FORMAT_VERSION})")
+    flow = flow.astype(np.float32) * np.float32(1 / schema.FLOW_STEPS_PER_PIXEL)
     keypoints = checked_npy(sample[schema.POSE], (t, 25, 3), f"{key}.{schema.POSE}").astype(np.float32)
     source_keypoints = checked_npy(sample[schema.SOURCE_POSE], (25, 3), f"{key}.{schema.SOURCE_POSE}").astype(np.float32)
     poses = np.stack([render_pose_map(k, height, width, thickness=pose_thickness) for k in keypoints])
