@@ -675,17 +675,14 @@ class VideoWritten:
 
 
 def _run_jobs(jobs: list[VideoJob], workers: int) -> Iterable[VideoWritten]:
-    """Each job's result, in job order, as it finishes. With ``workers`` > 1 the jobs run on spawned processes
-    (not forked: the parent may hold OpenCV threads, whose locks a forked child inherits in any state); an
-    error in a worker (a :class:`ShardInputError`) is raised here as it would be in-process."""
+    """Each job's result, in job order, as it finishes. With ``workers`` > 1 the jobs run on spawned worker
+    processes; an error in a worker (a :class:`ShardInputError`) is raised here as it would be in-process."""
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_write_video, jobs)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from pipeline.stage.executor import spawned_pool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawned_pool(workers, len(jobs)) as pool:
         yield from pool.map(_write_video, jobs)
 
 

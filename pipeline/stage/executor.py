@@ -110,16 +110,22 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         return fan_out()
 
 
-def _run_pool(fn: Callable[..., dict], items: Sequence[tuple], workers: int,
-              done: Callable[[int, Outcome], Outcome]) -> list[Outcome]:
-    """Executor ``pool``: every item submitted at once, outcomes taken in item order (so ``done`` records
-    finished work in order, as the in-process loop does). Spawned, not forked: the parent may hold MediaPipe or
-    torch threads, and a forked child inherits their locks in whatever state they were."""
+def spawned_pool(workers: int, n_items: int):
+    """A ``ProcessPoolExecutor`` of at most ``workers`` processes (no more than ``n_items``). Spawned, not
+    forked: the parent may hold MediaPipe, OpenCV or torch threads, and a forked child inherits their locks in
+    whatever state they were."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    return ProcessPoolExecutor(max_workers=max(1, min(workers, n_items)),
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_pool(fn: Callable[..., dict], items: Sequence[tuple], workers: int,
+              done: Callable[[int, Outcome], Outcome]) -> list[Outcome]:
+    """Executor ``pool``: every item submitted at once, outcomes taken in item order (so ``done`` records
+    finished work in order, as the in-process loop does)."""
+    with spawned_pool(workers, len(items)) as pool:
         futures = [pool.submit(call, fn, *item) for item in items]
         return [done(i, _result(future)) for i, future in enumerate(futures)]
 
