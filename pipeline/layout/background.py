@@ -12,7 +12,6 @@ Method (static camera assumed, as in the paper's datasets):
 """
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

@@ -30,7 +30,8 @@ video's frame size. Fields (tar member ``<key>.<field>``):
     pose.npy           float32 (T, 25, 3): BODY_25 keypoints per frame, columns x, y (pixels of the frame,
                        origin top-left) and confidence in [0, 1]; joints not detected have confidence 0
     flow.npy.gz        gzip (mtime 0) of an int16 npy (T, 2, H, W): flow t -> t-1 in 1/32 px
-                       (``schema.FLOW_STEPS_PER_PIXEL``; the reader divides), channel 0 = dx, 1 = dy, on frame t's grid (``frame[t-1]`` sampled at x + flow(x) ~ ``frame[t](x)``, as in
+                       (``schema.FLOW_STEPS_PER_PIXEL``; the reader divides), channel 0 = dx, 1 = dy, on frame
+                       t's grid (``frame[t-1]`` sampled at x + flow(x) ~ ``frame[t](x)``, as in
                        :mod:`pipeline.flow.base`). Entry 0 is zeroed: each window starts like a fresh video, so
                        the flow only ever links frames that are both in the window.
     valid.png          uint8 (T*H, W) in {0, 1}: 1 where the flow is trustworthy; entry 0 is all 0
