@@ -54,6 +54,25 @@ def assert_extraction_matches_inprocess(tmp_path, media, engine: PreprocessParam
         assert twin.read_bytes() == png.read_bytes()
 
 
+@pytest.mark.timeout(300)
+def test_auto_takes_the_pool_only_with_enough_videos_per_worker():
+    """executor auto: 7 videos for 2 workers run here (spawning would cost more than it saves), 8 run on worker
+    processes; executor pool always spreads, inprocess never."""
+    from pipeline.stage.executor import local_workers
+
+    auto = PreprocessParams(workers=2)
+    assert auto.executor == "auto"
+    assert [local_workers(auto, n) for n in (1, 7, 8, 100)] == [1, 1, 2, 2]
+    assert local_workers(PreprocessParams(executor="auto", workers=1), 100) == 1
+    assert local_workers(PreprocessParams(executor="pool", workers=3), 2) == 3
+    assert local_workers(PreprocessParams(executor="inprocess"), 100) == 1
+    few = run_all(square_or_skip, [(i,) for i in (0, 1, 4, 5, 6, 7, 8)], auto)
+    assert {o.info["pid"] for o in few} == {os.getpid()}
+    many = run_all(square_or_skip, [(i,) for i in (0, 1, 4, 5, 6, 7, 8, 9)], auto)
+    assert [o.info["x"] for o in many] == [0, 1, 16, 25, 36, 49, 64, 81]
+    assert os.getpid() not in {o.info["pid"] for o in many}  # (one worker may take all: the items are instant)
+
+
 @pytest.mark.timeout(600)
 def test_extraction_on_a_process_pool_matches_inprocess(tmp_path, media):
     assert_extraction_matches_inprocess(tmp_path, media, PreprocessParams(executor="pool", workers=2))

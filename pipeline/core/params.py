@@ -32,10 +32,11 @@ class Section(BaseModel):
 class PreprocessParams(Section):
     """Where the per-video work of the preprocessing stages runs (``pipeline/stage/executor.py``)."""
 
-    executor: Literal["inprocess", "pool", "processes", "dask"] = Field(
-        "inprocess", description="inprocess loop | local process pool | local Dask worker processes (Prefect "
-                                 "flow) | an existing Dask cluster")
-    workers: int = Field(2, ge=1, description="worker processes for executors 'pool' and 'processes'")
+    executor: Literal["auto", "inprocess", "pool", "processes", "dask"] = Field(
+        "auto", description="auto (pool when a stage has enough videos to pay for it, else inprocess) | inprocess "
+                            "loop | local process pool | local Dask worker processes (Prefect flow) | an existing "
+                            "Dask cluster")
+    workers: int = Field(2, ge=1, description="worker processes for executors 'auto', 'pool' and 'processes'")
     dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tcp://host:8786")
 
     @model_validator(mode="after")

@@ -6,15 +6,16 @@ from pipeline.core import atomic
 from pipeline.core.runlog import write_log
 from pipeline.shards.writer import collect_video, find_videos, write_manifest, write_shards
 from pipeline.stage.entry import Stage, StageContext
+from pipeline.stage.executor import local_workers
 
 
 def body(ctx: StageContext) -> str:
     data_root, cfg = ctx.data_root, ctx.params.shards
     videos = [collect_video(v) for v in find_videos(data_root) if v.dataset in ctx.params.datasets]
-    engine = ctx.params.preprocess
-    # Local worker processes for the executors that use this machine's cores; a Dask cluster's workers may not
-    # see data/shards, so with executor dask the tars are written here, one video at a time.
-    workers = engine.workers if engine.executor in ("pool", "processes") else 1
+    # This machine's worker processes as the per-video stages take them, judged by the number of videos (which of
+    # them need encoding is known inside write_shards; it starts no pool for fewer than two). With executor dask
+    # the tars are still written here, one video at a time: a cluster's workers may not see data/shards.
+    workers = local_workers(ctx.params.preprocess, len(videos))
     report = write_shards(videos, data_root / "shards", cfg.window, cfg.stride, cfg.max_samples_per_shard,
                           cfg.seed, workers=workers)
     summary = write_manifest(report, data_root / "shards" / "manifest.parquet",

@@ -1,11 +1,13 @@
 """Fan per-video work out on an existing engine: in-process, local worker processes, or a Dask cluster.
 
-``preprocess.executor`` in params.yaml picks the engine; the stage code is the same for all three:
+``preprocess.executor`` in params.yaml picks the engine; the stage code is the same for all of them:
 
-* ``inprocess`` — a plain loop (no Prefect, no extra processes; the default, and the fastest for small data);
+* ``auto`` (the default) — ``pool`` when a stage has at least ``AUTO_VIDEOS_PER_WORKER`` videos per worker to
+  process, else ``inprocess`` (:func:`local_workers`);
+* ``inprocess`` — a plain loop (no Prefect, no extra processes; the fastest for a few videos);
 * ``pool`` — ``preprocess.workers`` local processes of the standard library's ``ProcessPoolExecutor`` (spawned,
-  spoken to over pipes: no port, no server; start-up well under a second), to put both cores of a small machine
-  on stages whose work is single-threaded;
+  spoken to over pipes: no port, no server; each worker imports the stage's libraries first, 1-2 s), to put
+  both cores of a small machine on stages whose work is single-threaded;
 * ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
   single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
   temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it;
@@ -46,6 +48,24 @@ def call(fn: Callable[..., dict], *args: Any) -> Outcome:
         return Outcome(skipped=f"{type(exc).__name__}: {exc}", started=started, finished=time.time())
 
 
+# Spawned workers import the stage's libraries (MediaPipe, OpenCV, torch) before their first video: 1-2 s per
+# stage run on the 2-core machine. The 6-clip demo ran slower on the pool (5.6 against 6.6 frames/s end to end),
+# 12 clips of 64 frames 1.6x faster: below four videos per worker the start-up and the last, unshared video eat
+# the gain.
+AUTO_VIDEOS_PER_WORKER = 4
+
+
+def local_workers(engine: Any, n_videos: int) -> int:
+    """How many local processes share ``n_videos`` videos of one stage run under ``engine`` (the ``preprocess``
+    params section; None = in-process): 1 means this process does the work itself. ``auto`` takes the pool only
+    with a second core's worth of workers and enough videos; ``processes`` counts as local workers too (its
+    Dask workers are processes on this machine)."""
+    executor = engine.executor if engine is not None else "inprocess"
+    if executor == "auto":
+        return engine.workers if engine.workers > 1 and n_videos >= AUTO_VIDEOS_PER_WORKER * engine.workers else 1
+    return engine.workers if executor in ("pool", "processes") else 1
+
+
 def local_cluster_security():
     """Mutual TLS with a throw-away CA for the local cluster of executor ``processes``.
 
@@ -78,6 +98,8 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         return outcome
 
     executor = engine.executor if engine is not None else "inprocess"
+    if executor == "auto":
+        executor = "pool" if local_workers(engine, len(items)) > 1 else "inprocess"
     if executor == "inprocess" or not items:
         return [done(i, call(fn, *item)) for i, item in enumerate(items)]
     if executor == "pool":

@@ -1,8 +1,8 @@
 """End-to-end preprocessing throughput: raw demo videos -> shards, compared with MediaPipe pose alone.
 
 The stages run as the subprocesses ``dvc repro`` would start (``python -m stages.X``), in a temporary project
-root with the offline backends (offline parser, DIS flow), once with the default executor and once with a process
-pool of one worker per CPU (``preprocess.executor: pool``), so each stage's start-up
+root with the offline backends (offline parser, DIS flow) and one worker per CPU, once with the default executor
+(``auto``, which takes the process pool for this many clips) and once in-process, so each stage's start-up
 (imports, params validation, model loading) is counted. The pose-alone figure runs the same MediaPipe model over
 the same extracted frames, decoded beforehand, in this process: the ratio says how far the whole path is from the
 one model it cannot avoid.
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.core.params import validate_params
 from pipeline.profiles.__main__ import stage_commands
+from pipeline.stage.executor import local_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 # Stage -> the data_root folders it writes (disk per frame per stage).
@@ -25,12 +27,14 @@ OUTPUTS = {"extract": ("frames",), "pose": ("pose",), "parse": ("parsing",), "la
            "flow": ("flow",), "shards": ("shards",)}
 
 
-def _bench_params(n_clips: int, n_frames: int, executor: str) -> dict:
+def _bench_params(n_clips: int, n_frames: int, executor: str | None) -> dict:
+    """params.yaml for the benchmark's data; ``executor`` None keeps the default executor."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data_root"] = "data"
     params["demo"] = {**params["demo"], "out": "raw/demo", "n_clips": n_clips, "n_frames": n_frames, "seed": 0}
     params["datasets"] = {"demo": {**params["datasets"]["demo"], "path": "raw/demo/videos"}}
-    params["preprocess"] = {**params["preprocess"], "executor": executor, "workers": os.cpu_count() or 1}
+    params["preprocess"] = {**params["preprocess"], "executor": executor or params["preprocess"]["executor"],
+                            "workers": os.cpu_count() or 1}
     params["parse"] = {**params["parse"], "backend": "offline"}
     params["flow"] = {**params["flow"], "backend": "dis"}
     return params
@@ -61,13 +65,14 @@ def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> t
 
 
 def run(quick: bool = True) -> list[dict]:
-    """``end_to_end`` with the default executor (inprocess), ``end_to_end_pool`` with one pool worker per CPU."""
+    """``end_to_end`` with the default executor (``auto``: the pool for these 12 clips), ``end_to_end_inprocess``
+    with the in-process loop."""
     n_clips, n_frames = (12, 64) if quick else (24, 128)
-    return [end_to_end(n_clips, n_frames, "inprocess", "end_to_end"),
-            end_to_end(n_clips, n_frames, "pool", "end_to_end_pool")]
+    return [end_to_end(n_clips, n_frames, None, "end_to_end"),
+            end_to_end(n_clips, n_frames, "inprocess", "end_to_end_inprocess")]
 
 
-def end_to_end(n_clips: int, n_frames: int, executor: str, name: str) -> dict:
+def end_to_end(n_clips: int, n_frames: int, executor: str | None, name: str) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="remot-bench-preprocess-") as tmp:
         root = Path(tmp)
@@ -92,7 +97,10 @@ def end_to_end(n_clips: int, n_frames: int, executor: str, name: str) -> dict:
         pose_seconds, pose_frames = pose_alone(data / "frames" / "demo", params["pose"]["model_complexity"],
                                                params["pose"]["min_detection_confidence"])
     total = sum(seconds.values())
-    workers = f" ({params['preprocess']['workers']} workers)" if executor == "pool" else ""
+    engine = validate_params(params).preprocess
+    chosen = "pool" if local_workers(engine, n_clips) > 1 else "inprocess"
+    workers = f" ({engine.workers} workers)" if chosen == "pool" else ""
+    executor = engine.executor if engine.executor == chosen else f"{engine.executor} -> {chosen}"
     return {
         "area": "preprocess", "name": name, "value": frames / total, "unit": "frames/s", "device": "cpu",
         "frames": frames, "frames_per_s": round(frames / total, 3),
