@@ -73,6 +73,10 @@ class ModelConfig:
     refine: bool = _knob(True, "Region GAN and WCN refine an image instead of drawing one from nothing: region i = "
                               "tanh(atanh(GAM(FG_s)) + D1) * L_i, FG = tanh(atanh(FG_r) + D1), m = sigmoid(logit(L_bg)"
                               " + D2), last layers zero-initialised; False = eq. 5 and 14 as written")
+    layout_blend: bool = _knob(True, "Layout GAN output blended with its flow-warped previous layout (eq. 2c); "
+                               "False = the raw layout of eq. 2a alone (no flow branch)")
+    wcn_blend: bool = _knob(True, "WCN output blended with its flow-warped previous frame (\"same strategy as Layout "
+                            "GAN\"); False = eq. 15's frame alone (no flow branch)")
     tam_temperature: float = _knob(0.01, "softmax temperature of TAM's cosine affinity (eq. 12): 1 = the paper "
                                    "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align")
 

@@ -15,6 +15,9 @@ Network (vid2vid encoders/decoders from ``blocks``)::
 Because ``raw`` and the warped previous layout are both distributions over the 6 regions at every pixel
 (bilinear warping preserves a per-pixel sum of 1), their convex blend is one too: the output layout is
 non-negative and sums to 1 over channels.
+
+``cfg.layout_blend = False`` drops eq. 2b-2c: the output is ``raw`` (no D2, ``flow``/``weight``/``warped_previous``
+None); the previous layouts still enter E3. A choice made on validation (README, "Learning on a CPU").
 """
 from __future__ import annotations
 
@@ -34,9 +37,9 @@ class LayoutOutput:
     layout: torch.Tensor        # (B, 6, H, W) final layout L^_d^t, eq. 2c; per-pixel distribution over regions
     raw: torch.Tensor           # (B, 6, H, W) softmax of D1, eq. 2a
     logits: torch.Tensor        # (B, 6, H, W) D1 output before the softmax (for a cross-entropy loss)
-    flow: torch.Tensor          # (B, 2, H, W) O in pixels (dx, dy), eq. 2b
-    weight: torch.Tensor        # (B, 1, H, W) w in (0, 1), eq. 2b
-    warped_previous: torch.Tensor  # (B, 6, H, W) Warp(L^_d^{t-1}, O)
+    flow: torch.Tensor | None   # (B, 2, H, W) O in pixels (dx, dy), eq. 2b; None without the blend
+    weight: torch.Tensor | None  # (B, 1, H, W) w in (0, 1), eq. 2b
+    warped_previous: torch.Tensor | None  # (B, 6, H, W) Warp(L^_d^{t-1}, O)
 
 
 class LayoutGenerator(nn.Module):
@@ -49,7 +52,7 @@ class LayoutGenerator(nn.Module):
         self.encode_poses = Encoder(3 * pose_channels, cfg)             # E2^l on {P^{t-2}, P^{t-1}, P^t}
         self.encode_previous = Encoder(2 * NUM_REGIONS, cfg)            # E3^l on {L^{t-2}, L^{t-1}}
         self.decode_layout = Decoder(cfg, NUM_REGIONS)                  # D1^l
-        self.decode_flow = FlowWeightDecoder(cfg)                       # D2^l
+        self.decode_flow = FlowWeightDecoder(cfg) if cfg.layout_blend else None  # D2^l
 
     def forward(self, source_layout: torch.Tensor, poses: torch.Tensor, prev_layouts: torch.Tensor,
                 source_features: torch.Tensor | None = None) -> LayoutOutput:
@@ -64,6 +67,8 @@ class LayoutGenerator(nn.Module):
             source_features = self.encode_source(source_layout)
         logits = self.decode_layout(source_features + f_pose + f_prev)
         raw = torch.softmax(logits, dim=1)
+        if self.decode_flow is None:
+            return LayoutOutput(layout=raw, raw=raw, logits=logits, flow=None, weight=None, warped_previous=None)
         flow, weight = self.decode_flow(f_pose + f_prev)
         layout, warped = blend_with_warped_previous(raw, prev_layouts[:, -1], flow, weight)
         return LayoutOutput(layout=layout, raw=raw, logits=logits, flow=flow, weight=weight,

@@ -30,6 +30,9 @@ it does so literally here: ``FG^_d^t = tanh(atanh(FG^_d,r^t) + D1(...))`` and ``
 D2(...))``, D1 and D2's last layers zero-initialised, so the untrained WCN outputs the "w/o WCN" composition below
 and training learns corrections to it. ``refine = False`` is eq. 14-15 as written.
 
+``cfg.wcn_blend = False`` drops the temporal blend: ``I^_d^t = raw`` (no flow branch; ``flow``/``weight``/
+``warped_previous`` None), a choice made on validation (README, "Learning on a CPU").
+
 Ablations: ``cfg.tam = False`` replaces TAM(F1, F2) by F1 + F2 ("REMOT w/o TAM"). ``cfg.wcn = False``
 ("REMOT w/o WCN") builds no networks at all: the output is the coarse foreground plus the background where the
 generated layout says background, ``I = FG^_d,r^t + L^_d,bg^t * BG`` - eq. 15 with the layout's background
@@ -81,7 +84,7 @@ class WholeCompositionNetwork(nn.Module):
         if self.refine:
             zero_head(self.decode_foreground)
             zero_head(self.decode_mask)
-        self.decode_flow = FlowWeightDecoder(cfg)
+        self.decode_flow = FlowWeightDecoder(cfg) if cfg.wcn_blend else None
 
     def forward(self, layouts: torch.Tensor, poses: torch.Tensor, coarse_foreground: torch.Tensor,
                 prev_foregrounds: torch.Tensor, aligned_source: torch.Tensor, background: torch.Tensor,
@@ -109,6 +112,9 @@ class WholeCompositionNetwork(nn.Module):
         else:
             foreground, mask = torch.tanh(foreground), torch.sigmoid(mask)
         raw = mask * background + foreground
+        if self.decode_flow is None:
+            return CompositionOutput(output=raw, raw=raw, foreground=foreground, mask=mask, flow=None, weight=None,
+                                     warped_previous=None)
         flow, weight = self.decode_flow(f2 + f3)
         output, warped = blend_with_warped_previous(raw, prev_frame, flow, weight)
         return CompositionOutput(output=output, raw=raw, foreground=foreground, mask=mask, flow=flow,

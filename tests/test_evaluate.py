@@ -19,7 +19,7 @@ from pipeline.evaluation.ablation import ablation_rows, format_table
 from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import TestVideo, load_test_videos, make_pairs, person_id
 from pipeline.evaluation.run import HIGHER_IS_BETTER, run_evaluation
-from pipeline.evaluation.summary import SUMMARY_FILE, summarize
+from pipeline.evaluation.summary import COLUMNS, SUMMARY_FILE, summarize
 from pipeline.inference.generate import CheckpointMissing, generate_video, load_networks
 from pipeline.inference.video_io import read_video
 from pipeline.metrics.image import mask_psnr, mask_ssim, ssim
@@ -61,9 +61,16 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
     assert json.loads((root / "metrics" / "eval.json").read_text()) == metrics
     ds = metrics["datasets"]["ds"]
     assert ds["videos"] == ["a_test", "b_test"]  # the train video is not evaluated
-    assert set(ds["self"]) == set(ds["cross"]) == {"remot", "copy_source", "gam_only"}
-    assert set(ds["self"]["remot"]) == {"ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"}
-    assert set(ds["cross"]["remot"]) == {"fid", "tcm"}
+    assert set(ds["self"]) == set(ds["cross"]) == {"remot", "copy_source", "gam_only", "untrained"}
+    assert set(ds["self"]["remot"]) == {"ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm", "akd",
+                                        "mkr", "moved_psnr", "moved_l1", "layout_miou", "limbs_iou",
+                                        "region_moved_psnr"}
+    assert set(ds["cross"]["remot"]) == {"fid", "tcm", "akd", "mkr"}
+    # the motion scores: the pose model finds no person in the fabricated rectangles, so every keypoint is missed
+    assert ds["self"]["remot"]["mkr"] == 1.0 and ds["self"]["remot"]["akd"] is None
+    assert math.isfinite(ds["self"]["copy_source"]["moved_psnr"]) and ds["self"]["copy_source"]["layout_miou"] is None
+    for method in ("remot", "untrained"):
+        assert 0.0 <= ds["self"][method]["layout_miou"] <= 1.0
     assert ds["backends"]["parser"] == "test-parser" and ds["backends"]["pose"] == "test-pose"
     assert ds["backends"]["flow"] == "test-flow"
     assert set(ds["backends"]) == {"parser", "pose", "flow", "perceptual", "lpips", "inception"}
@@ -82,7 +89,8 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
     # the GAM-only baseline aligns onto REMOT's predicted layouts (an untrained net here): finite scores
     assert all(math.isfinite(ds["self"]["gam_only"][m]) for m in ("ssim", "psnr", "mask_ssim", "mask_psnr"))
     # every "beats" boolean agrees with the means it compares
-    for baseline in ("copy_source", "gam_only"):
+    assert set(ds["beats_baselines"]) == {"copy_source", "gam_only", "untrained"}
+    for baseline in ("copy_source", "gam_only", "untrained"):
         for kind, flags in ds["beats_baselines"][baseline].items():
             for metric, flag in flags.items():
                 ours, theirs = ds[kind]["remot"][metric], ds[kind][baseline][metric]
@@ -105,7 +113,7 @@ def _leaves(obj):
 
 def test_per_video_table_matches_an_independent_computation(evaluated):
     root, metrics, rows = evaluated
-    assert len(rows) == 2 * 2 * 3  # (self + cross) x 2 videos x 3 methods
+    assert len(rows) == 2 * 2 * 4  # (self + cross) x 2 videos x 4 methods
     for row in rows:
         if row["pair"] == "self":
             assert row["source_video"] == row["driving_video"]
@@ -201,7 +209,9 @@ def test_summary_is_remots_self_scores_and_its_wins(evaluated):
     summary = json.loads((root / SUMMARY_FILE).read_text())
     ds = metrics["datasets"]["ds"]
     assert list(summary) == ["ds"]
-    for metric, value in ds["self"]["remot"].items():
+    assert set(COLUMNS) <= set(ds["self"]["remot"]) and {"akd", "mkr", "moved_psnr"} <= set(COLUMNS)
+    for metric in COLUMNS:
+        value = ds["self"]["remot"][metric]
         assert summary["ds"][metric] == (None if value is None else pytest.approx(value, abs=1e-4))
     verdicts = [v for per_kind in ds["beats_baselines"].values() for kind in per_kind.values()
                 for v in kind.values() if v is not None]

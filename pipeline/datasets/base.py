@@ -10,7 +10,7 @@ from pipeline.core.errors import RemotError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 class DatasetError(RemotError):

@@ -1,4 +1,4 @@
-"""``folder``: any tree of videos and/or frame folders, split by a seeded hash.
+"""``folder``: any tree of videos and/or frame folders, split by a seeded hash into train, val and test.
 
 ::
 
@@ -19,12 +19,14 @@ from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, 
                                     inside, is_frame_folder, is_video_file, safe_id, unique_ids)
 
 
-def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str]:
-    """Assign ``round(test_ratio * n)`` videos to test, chosen by a seeded hash of their id.
+def split_by_hash(ids: list[str], test_ratio: float, seed: int, val_ratio: float = 0.0) -> dict[str, str]:
+    """Assign ``round(test_ratio * n)`` videos to test and ``round(val_ratio * n)`` of the rest to val, chosen
+    by a seeded hash of their id; the others are train.
 
-    Stable under additions in the sense that matters for reproducibility: the same ids, ratio and seed always
-    give the same split. ``test_ratio`` 0.0 puts every video in train (a training-only dataset), 1.0 every
-    video in test (an evaluation-only one); in between, with at least two videos, each split gets at least one.
+    Stable under additions in the sense that matters for reproducibility: the same ids, ratios and seed always
+    give the same split, and a val_ratio never changes which videos are test. ``test_ratio`` 0.0 puts every video
+    in train (a training-only dataset), 1.0 every video in test (an evaluation-only one); in between, with at
+    least two videos, each split asked for gets at least one and train keeps at least one.
     """
     ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
     if test_ratio >= 1.0:
@@ -33,11 +35,13 @@ def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str
         n_test = 0
     else:
         n_test = min(len(ids) - 1, max(1, round(test_ratio * len(ids))))
-    test = set(ranked[:n_test])
-    return {i: ("test" if i in test else "train") for i in ids}
+    left = len(ids) - n_test
+    n_val = 0 if val_ratio <= 0.0 or left < 2 else min(left - 1, max(1, round(val_ratio * len(ids))))
+    test, val = set(ranked[:n_test]), set(ranked[n_test:n_test + n_val])
+    return {i: ("test" if i in test else "val" if i in val else "train") for i in ids}
 
 
-def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
+def scan_folder(name: str, root: Path, test_ratio: float, seed: int, val_ratio: float = 0.0) -> Scan:
     scan = Scan(dataset=name, kind="folder", root=root)
     found: list[tuple[str, Path, bool]] = []
     for current, dirs, files in os.walk(root, followlinks=False):
@@ -84,6 +88,6 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
         checked.append((vid, path, frames))
     ids = unique_ids([(vid, str(path.relative_to(root))) for vid, path, _ in checked], scan.problems)
     safe = [(vid, path, frames) for vid, (_, path, frames) in zip(ids, checked)]
-    splits = split_by_hash([vid for vid, _, _ in safe], test_ratio, seed)
+    splits = split_by_hash([vid for vid, _, _ in safe], test_ratio, seed, val_ratio)
     scan.videos = [VideoEntry(name, vid, path, frames, splits[vid]) for vid, path, frames in safe]
     return scan

@@ -32,7 +32,7 @@ def scan_dataset(name: str, spec: DatasetSpec, project_root: Path = Path(".")) -
     elif spec.kind == "solodance":
         scan = scan_solodance(name, root)
     else:
-        scan = scan_folder(name, root, spec.test_ratio, spec.seed)
+        scan = scan_folder(name, root, spec.test_ratio, spec.seed, spec.val_ratio)
     if not scan.videos:
         raise DatasetError(f"dataset {name!r}: no videos or frame folders found under {root}")
     return scan

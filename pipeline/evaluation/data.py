@@ -107,8 +107,9 @@ def person_id(kind: str, video: str) -> str:
 
 
 def load_test_videos(data_root: Path, dataset: str, frames_per_video: int | None, seed: int,
-                     kind: str = "folder") -> tuple[list[TestVideo], dict[str, str]]:
-    """Every complete test-split video of ``dataset`` (sorted), and ``{video: reason}`` for those skipped.
+                     kind: str = "folder", split: str = "test") -> tuple[list[TestVideo], dict[str, str]]:
+    """Every complete video of ``dataset``'s ``split`` (test, or val to compare recipes), sorted, and
+    ``{video: reason}`` for those skipped.
 
     ``frames_per_video``: the evaluated clip is the video's last N frames; None = every frame after the first.
     Nothing is loaded here beyond each video's metadata."""
@@ -120,7 +121,7 @@ def load_test_videos(data_root: Path, dataset: str, frames_per_video: int | None
         if not isinstance(inputs, VideoInputs):
             skipped[art.video] = inputs.reason
             continue
-        if inputs.split != "test":
+        if inputs.split != split:
             continue
         if inputs.n_frames < 2:
             skipped[art.video] = f"{inputs.n_frames} frame(s); TCM needs at least 2"
@@ -149,8 +150,9 @@ def make_pairs(videos: list[TestVideo], cross_identity: bool) -> list[Pair]:
     return pairs
 
 
-def require_videos(videos: list[TestVideo], dataset: str, skipped: dict[str, str]) -> None:
+def require_videos(videos: list[TestVideo], dataset: str, skipped: dict[str, str], split: str = "test") -> None:
     if not videos:
-        why = "; ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "no video has split 'test'"
-        raise RemotError(f"dataset {dataset!r} has no complete test video to evaluate ({why}): raise the dataset's "
-                         "test_ratio or run `dvc repro` up to the flow stage")
+        why = "; ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or f"no video has split {split!r}"
+        ratio = "val_ratio" if split == "val" else "test_ratio"
+        raise RemotError(f"dataset {dataset!r} has no complete {split} video to evaluate ({why}): raise the "
+                         f"dataset's {ratio} or run `dvc repro` up to the flow stage")

@@ -16,6 +16,13 @@ Metrics: SSIM, PSNR, Mask-SSIM, Mask-PSNR (person mask = the driving frame's par
 LPIPS (official weights or unavailable), TCM (real driving video's flow from the flow stage, i.e. the
 ``flow.backend`` the params select, recorded) on self pairs; FID (set level, official Inception weights or
 unavailable) and TCM on both self and cross pairs.
+
+Motion (``pipeline.metrics.motion``): AKD and MKR of the pose model run on every generated clip against the
+driving clip's keypoints (self and cross pairs), PSNR / L1 over the moved region (self), and per network: the
+Layout GAN's layouts against the ground-truth layouts (mIoU, limbs IoU) and the Region GAN's coarse person over
+the moved region (self; REMOT and the untrained control only). Methods: REMOT, the two baselines, and
+``untrained``: REMOT's networks at step 0 (the initialisation training starts from), which isolates what
+training added.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import csv
 import io
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +46,29 @@ from pipeline.evaluation.baselines import copy_source, gam_only
 from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pairs, release_loaded_video,
                                       require_videos)
 from pipeline.evaluation.summary import SUMMARY_FILE, summarize
-from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks
+from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks, untrained_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
 from pipeline.metrics import Unavailable
 from pipeline.metrics.fid import InceptionFeatures, load_inception
 from pipeline.metrics.lpips import load_lpips
+from pipeline.metrics.motion import keypoint_scores, layout_scores, moved_region, moved_region_scores
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
+from pipeline.pose.mediapipe_body25 import iter_estimate
 from pipeline.metrics.tcm import tcm
 from pipeline.pretrained.perceptual import short_name
 
-METHODS = ("remot", *BASELINES)
-METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm"), "cross": ("fid", "tcm")}
+CONTROLS = (*BASELINES, "untrained")   # what REMOT is compared with ("wins")
+METHODS = ("remot", *CONTROLS)
+MOTION = ("akd", "mkr")
+DIAGNOSTICS = ("layout_miou", "limbs_iou", "region_moved_psnr")   # per network; None for the baselines
+METRICS = {"self": ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm", *MOTION, "moved_psnr",
+                    "moved_l1", *DIAGNOSTICS),
+           "cross": ("fid", "tcm", *MOTION)}
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "mask_ssim": True, "mask_psnr": True, "lpips": False,
-                    "fid": False, "tcm": True}
-PER_VIDEO = ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "tcm")
+                    "fid": False, "tcm": True, "akd": False, "mkr": False, "moved_psnr": True, "moved_l1": False,
+                    "layout_miou": True, "limbs_iou": True, "region_moved_psnr": True}
+PER_VIDEO = ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "tcm", *MOTION, "moved_psnr", "moved_l1",
+             *DIAGNOSTICS)
 BACKGROUND_LABEL = REGIONS.index("background")
 METRICS_FILE = Path("metrics") / "eval.json"
 REPORT_DIR = Path("reports") / "eval"
@@ -135,7 +152,13 @@ def aggregate(results: dict[tuple[str, str], list[dict]], infinite: list[str] | 
                 values["fid"] = _finite(set_level_fid(items).get("fid"))
                 continue
             scores = [r.get(metric) for r in items]
-            mean = None if any(s is None for s in scores) else float(np.mean(scores))
+            if any(s is None for s in scores):
+                mean = None
+            elif metric == "akd":  # a clip where no keypoint was found in both has no distance: MKR counts it
+                found = [s for s in scores if not math.isnan(s)]
+                mean = float(np.mean(found)) if found else None
+            else:
+                mean = float(np.mean(scores))
             if mean is not None and math.isinf(mean) and infinite is not None:
                 infinite.append(f"{kind}/{method}/{metric}")
             values[metric] = _finite(mean)
@@ -155,7 +178,9 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     started = time.perf_counter()
     root = Path(root)
     ep = params.evaluate
-    nets = load_networks(root / params.train.out, model_config(params.model), choose_device(ep.device, setting="evaluate.device"))
+    device = choose_device(ep.device, setting="evaluate.device")
+    nets = load_networks(root / params.train.out, model_config(params.model), device)
+    untrained = untrained_networks(nets.cfg, params.train.seed, device)
     lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights, backbone_path=root / ep.lpips_weights)
     inception = load_inception(root / ep.inception_weights)
     rows: list[dict[str, Any]] = []
@@ -163,26 +188,27 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     datasets, run_info = {}, {"skipped": {}, "network_seconds": 0.0, "generated_frames": 0}
     for dataset in params.datasets:
         videos, skipped = load_test_videos(root / params.data_root, dataset, ep.frames_per_video, ep.seed,
-                                           params.datasets[dataset].kind)
+                                           params.datasets[dataset].kind, ep.split)
         run_info["skipped"][dataset] = skipped
-        require_videos(videos, dataset, skipped)
+        require_videos(videos, dataset, skipped, ep.split)
         results: dict[tuple[str, str], list[dict]] = {}
         for pair in make_pairs(videos, ep.cross_identity):
-            outputs = _generate_pair(nets, pair, params.pose.thickness, run_info)
-            for method, frames in outputs.items():
+            generated = _generate_pair(nets, untrained, pair, params.pose.thickness, run_info)
+            for method, frames in generated.frames.items():
                 scored = score_pair(pair.kind, frames, pair.driving, lpips, inception, ep.ssim_sigma)
+                scored.update(motion_scores(pair.kind, method, generated, pair, params.pose))
                 results.setdefault((pair.kind, method), []).append(scored)
                 rows.append(_row(dataset, pair, method, scored))
             sample_rank = [v.name for v in videos].index(pair.driving.name)
             if sample_rank < ep.samples:
-                samples.append((f"{dataset}__{pair.driving.name}__{pair.kind}", _sample_frames(pair, outputs),
-                                pair.driving.inputs.fps))
+                samples.append((f"{dataset}__{pair.driving.name}__{pair.kind}",
+                                _sample_frames(pair, generated.frames), pair.driving.inputs.fps))
             if progress:
                 print(f"evaluate {dataset}: {pair.kind} {pair.source.name} -> {pair.driving.name} done", flush=True)
         datasets[dataset] = _dataset_summary(videos, results, ep, nets, lpips, inception)
         release_loaded_video()
     reasons = {name: summary.pop("unavailable_reasons") for name, summary in datasets.items()}
-    metrics = {"datasets": datasets, "profile": params.model.profile,
+    metrics = {"datasets": datasets, "split": ep.split, "profile": params.model.profile,
                "ablation": {"gam": nets.cfg.gam, "wcn": nets.cfg.wcn, "tam": nets.cfg.tam},
                "start_rule": START_RULE.split(":", 1)[0]}  # the rule's id; its text is in reports/eval/run.json
     run_info.update({"checkpoints": nets.info, "device": str(nets.device), "start_rule": START_RULE})
@@ -195,20 +221,60 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     return metrics
 
 
-def _generate_pair(nets: Networks, pair: Pair, thickness: int, run_info: dict) -> dict[str, np.ndarray]:
-    """uint8 (T, H, W, 3) clips of every method for ``pair``."""
+@dataclass
+class Generated:
+    """Every method's uint8 (T, H, W, 3) clip of one pair, and what the networks made inside (REMOT and the
+    untrained control): their layouts (T, H, W) and coarse Region GAN persons (T, H, W, 3)."""
+
+    frames: dict[str, np.ndarray]
+    layouts: dict[str, np.ndarray]
+    coarse: dict[str, np.ndarray]
+
+
+def _generate_pair(nets: Networks, untrained: Networks, pair: Pair, thickness: int, run_info: dict) -> Generated:
+    """Every method's clip for ``pair``."""
     source, source_layout = pair.source.source()
     drv = pair.driving
     background = drv.loaded.background
-    video = generate_video(nets, source, source_layout, drv.inputs.keypoints[drv.clip], background, thickness)
-    run_info["network_seconds"] += video.network_seconds
-    run_info["generated_frames"] += len(video.frames)
+    made = {}
+    for method, networks in (("remot", nets), ("untrained", untrained)):
+        made[method] = generate_video(networks, source, source_layout, drv.inputs.keypoints[drv.clip], background,
+                                      thickness)
+    run_info["network_seconds"] += made["remot"].network_seconds  # REMOT's speed: the control is not timed
+    run_info["generated_frames"] += len(made["remot"].frames)
     t = drv.stop - drv.start
     # The baselines get REMOT's inputs: the GAM-only baseline aligns onto the layouts REMOT's Layout GAN
     # predicted from the driving poses (not the ground-truth parsing, which REMOT never sees at test time).
-    return {"remot": video.frames,
-            "copy_source": copy_source(source, source_layout, background, t),
-            "gam_only": gam_only(source, source_layout, video.layouts, background)}
+    frames = {"remot": made["remot"].frames,
+              "copy_source": copy_source(source, source_layout, background, t),
+              "gam_only": gam_only(source, source_layout, made["remot"].layouts, background),
+              "untrained": made["untrained"].frames}
+    return Generated(frames, {m: v.layouts for m, v in made.items()}, {m: v.coarse for m, v in made.items()})
+
+
+def motion_scores(kind: str, method: str, generated: Generated, pair: Pair, pose_cfg) -> dict[str, float | None]:
+    """AKD / MKR of ``method``'s clip (the pose model run on it, as the pose stage runs it) against the driving
+    clip's keypoints; for self pairs also the moved-region scores and the per-network diagnostics."""
+    frames = generated.frames[method]
+    drv = pair.driving
+    found = np.stack([p.keypoints for p in iter_estimate(list(frames), pose_cfg.model_complexity,
+                                                         pose_cfg.min_detection_confidence)])
+    out: dict[str, float | None] = dict(keypoint_scores(found, drv.inputs.keypoints[drv.clip]))
+    if kind != "self":
+        return out
+    _, source_layout = pair.source.source()
+    real_layouts = drv.loaded.layouts
+    regions = [moved_region(layout != BACKGROUND_LABEL, source_layout != BACKGROUND_LABEL) for layout in real_layouts]
+    moved = moved_region_scores(frames, drv.loaded.frames, regions)
+    out.update(moved_psnr=moved["psnr"], moved_l1=moved["l1"])
+    if method in generated.layouts:
+        out.update(layout_scores(generated.layouts[method], real_layouts))
+        # the Region GAN's person against the real person: inside the moved region, where the real frame is person
+        person = [m & (layout != BACKGROUND_LABEL) for m, layout in zip(regions, real_layouts)]
+        out["region_moved_psnr"] = moved_region_scores(generated.coarse[method], drv.loaded.frames, person)["psnr"]
+    else:
+        out.update({name: None for name in DIAGNOSTICS})
+    return out
 
 
 def _sample_frames(pair: Pair, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -228,8 +294,8 @@ def _row(dataset: str, pair: Pair, method: str, scored: dict) -> dict[str, Any]:
 def _dataset_summary(videos: list[TestVideo], results, ep, nets: Networks, lpips, inception) -> dict[str, Any]:
     infinite: list[str] = []
     means = aggregate(results, infinite)
-    wins = {baseline: {kind: beats(means[kind]["remot"], means[kind][baseline]) for kind in means}
-            for baseline in BASELINES}
+    wins = {control: {kind: beats(means[kind]["remot"], means[kind][control]) for kind in means}
+            for control in CONTROLS}
     reasons: dict[str, str] = {}
     for items in results.values():
         for r in items:

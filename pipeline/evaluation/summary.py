@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 SUMMARY_FILE = "metrics/summary.json"
-COLUMNS = ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm")
+COLUMNS = ("ssim", "psnr", "mask_ssim", "mask_psnr", "lpips", "fid", "tcm", "akd", "mkr", "moved_psnr")
 
 
 def summarize(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:

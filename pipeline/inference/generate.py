@@ -21,6 +21,7 @@ import torch
 from pipeline.core import checkpoint as ckpt
 from pipeline.core.checkpoint import NETWORKS, build_generator
 from pipeline.core.errors import RemotError
+from pipeline.core.seeds import init_seed
 from pipeline.pose.render import render_pose_map
 from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCompositionNetwork
 from remot_models.config import ModelConfig
@@ -74,6 +75,19 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
     for net in nets.values():
         net.to(device).eval().requires_grad_(False)
     return Networks(cfg, nets["layout"], nets["region"], nets["wcn"], device, folders, info)
+
+
+def untrained_networks(cfg: ModelConfig, seed: int, device: torch.device | str = "cpu") -> Networks:
+    """REMOT's generators at step 0: each initialised exactly as training initialises it from ``train.seed``
+    (``pipeline.training.runner``), the evaluation's untrained control."""
+    device = torch.device(device)
+    nets = {}
+    for stage in NETWORKS:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed(seed, stage))
+            nets[stage] = build_generator(stage, cfg).to(device).eval().requires_grad_(False)
+    info = {stage: {"step": 0, "perceptual": None} for stage in NETWORKS}
+    return Networks(cfg, nets["layout"], nets["region"], nets["wcn"], device, {}, info)
 
 
 # ------------------------------------------------------------------------------------------------ tensors

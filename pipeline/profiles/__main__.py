@@ -48,6 +48,28 @@ def publish(name: str, run_root: Path, timings: dict[str, float]) -> None:
         "machine": f"{os.cpu_count()} CPU cores"})
 
 
+def run_stages(label: str, params: dict, run_root: Path, until: str | None = None) -> dict[str, float] | int:
+    """Write ``params`` to ``run_root/params.yaml`` and run the stages' commands in order (up to ``until``);
+    the wall seconds per stage, or the failing stage's exit code."""
+    run_root.mkdir(parents=True, exist_ok=True)
+    params_file = run_root / "params.yaml"
+    atomic.write_bytes(params_file, yaml.safe_dump(params, sort_keys=False).encode())
+    timings: dict[str, float] = {}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for stage, command in stage_commands(sorted(params.get("datasets", {})), params_file):
+        print(f"== {label}: {stage}", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env=env)
+        timings[stage] = time.perf_counter() - started
+        if done.returncode != 0:
+            print(f"error: stage {stage} failed (exit {done.returncode}); fix it and re-run: finished work is kept "
+                  "and training resumes from its last checkpoint", file=sys.stderr)
+            return done.returncode
+        if stage == until:
+            break
+    return timings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("profile", choices=PROFILES)
@@ -61,24 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     except RemotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_root.mkdir(parents=True, exist_ok=True)
-    params_file = run_root / "params.yaml"
-    atomic.write_bytes(params_file, yaml.safe_dump(params, sort_keys=False).encode())
-    timings: dict[str, float] = {}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for stage, command in stage_commands(sorted(params.get("datasets", {})), params_file):
-        print(f"== {args.profile}: {stage}", flush=True)
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env=env)
-        timings[stage] = time.perf_counter() - started
-        if done.returncode != 0:
-            print(f"error: stage {stage} failed (exit {done.returncode}); fix it and re-run: finished work is kept "
-                  "and training resumes from its last checkpoint", file=sys.stderr)
-            return done.returncode
-        if stage == args.until:
-            break
-    wall = run_root / "wall_time.json"
-    atomic.write_json(wall, timings)
+    timings = run_stages(args.profile, params, run_root, args.until)
+    if isinstance(timings, int):
+        return timings
+    atomic.write_json(run_root / "wall_time.json", timings)
     print(f"{args.profile}: {sum(timings.values()) / 60:.1f} minutes; run folder {run_root}")
     if not args.no_publish and args.until is None:
         publish(args.profile, run_root, timings)

@@ -32,7 +32,6 @@ declared sizes are checked against caps and its PNG headers / npy headers before
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import random
@@ -49,17 +48,12 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from pipeline.core.errors import RemotError
 from pipeline.core.labels import REGIONS
+from pipeline.core.seeds import derive_seed  # noqa: F401  (re-exported: training imports it from here)
 from pipeline.pose.render import render_pose_map
 from pipeline.shards import schema
 
 N_REGIONS = len(REGIONS)
 INTERLEAVED_SHARDS = 16  # shards (videos) a resampled training stream reads at once
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from sha256 of ``parts`` (not Python's per-process salted ``hash()``)."""
-    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
 
 
 def shard_urls(source: str | Path | Sequence[str | Path], split: str | None = None) -> list[str]:

@@ -48,6 +48,7 @@ from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest
 from pipeline.core.params import Params, model_config, section_fingerprint
 from pipeline.core.runlog import relative_paths, write_log
+from pipeline.core.seeds import init_seed
 from pipeline.shards.reader import check_shard_urls, derive_seed
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
@@ -286,9 +287,10 @@ def _build_steps(network: str, params: Params, root: Path, device: torch.device,
         vgg_info = relative_paths(vgg_info, root)  # checkpoints are DVC outputs: the same bytes in every clone
     upstream = load_generators(params, root, cfg, NETWORKS[:NETWORKS.index(network)])
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed("init", tp.seed, network) % (2 ** 63))
+        torch.manual_seed(init_seed(tp.seed, network))
         steps = build_steps(network, cfg, device, tp.lr, (tp.beta1, tp.beta2), tp.amp, vgg=vgg, upstream=upstream,
-                            sequence_length=tp.sequence_length, epochs=epochs, lr_decay_epochs=tp.lr_decay_epochs)
+                            sequence_length=tp.sequence_length, epochs=epochs, lr_decay_epochs=tp.lr_decay_epochs,
+                            warmup_frames=tp.warmup_frames)
     return steps, vgg_info
 
 

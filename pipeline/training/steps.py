@@ -8,6 +8,11 @@ frozen Layout GAN's hardened predictions, never ground-truth layouts. Hence the 
 stages separately): Layout GAN, then the Region GAN on the frozen Layout GAN, then the WCN on both frozen.
 Every frame of the window is scored against its ground truth and the terms are averaged over the frames.
 
+**Warm-up** (``train.warmup_frames`` = W): step ``s`` first runs ``k = warmup_length(s, W)`` frames (0..W, a pure
+function of the step, so a resumed run draws the same) of the window without autograd, then scores the next
+``sequence_length`` frames. The scored frames thus start from the state the networks' own outputs leave after
+0..W frames, as evaluation's later frames do, for the price of k forward passes (``remot_models.sequence``).
+
 Per step: the generator update (discriminators frozen), then the discriminator update on the real targets and
 the detached fakes of all frames, in ONE discriminator call on the concatenated batch. Every loss term is checked
 for NaN/inf before any parameter changes (:class:`NonFiniteLoss`). With several ranks the gradients are
@@ -39,6 +44,7 @@ initialisation, more than every image term together); the warp loss is in image 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Any
 
 import torch
@@ -135,6 +141,15 @@ def to_device(batch: dict[str, Any], device: torch.device, length: int) -> dict[
     return out
 
 
+def warmup_length(step: int, warmup_frames: int) -> int:
+    """Frames run without autograd before the scored ones at ``step``: uniform in 0..``warmup_frames``, from a
+    hash of the step (the same on every run, machine and resume)."""
+    if warmup_frames <= 0:
+        return 0
+    digest = hashlib.sha256(f"remot-warmup-v1:{int(step)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (warmup_frames + 1)
+
+
 def frame_mean(terms_per_frame: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Average each loss term over the frames of the sequence (a term missing in a frame counts as zero)."""
     names = list(dict.fromkeys(k for terms in terms_per_frame for k in terms))
@@ -153,8 +168,9 @@ class NetworkSteps:
 
     def __init__(self, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float], amp: bool,
                  sequence_length: int = 3, upstream: dict[str, nn.Module] | None = None, epochs: int = 1,
-                 lr_decay_epochs: int = 0):
+                 lr_decay_epochs: int = 0, warmup_frames: int = 0):
         self.cfg, self.device = cfg, device
+        self.warmup_frames = warmup_frames
         self.lr, self.betas, self.epochs, self.lr_decay_epochs = lr, betas, epochs, lr_decay_epochs
         self.amp = amp and device.type == "cuda"
         self.sequence_length = sequence_length
@@ -185,10 +201,16 @@ class NetworkSteps:
     def generators(self) -> Generators:
         raise NotImplementedError
 
-    def rollout(self, b: dict[str, Any]) -> list[FrameOutput]:
-        """The recurrence over the window (inference's own function), one :class:`FrameOutput` per frame."""
+    @property
+    def window_length(self) -> int:
+        """Frames of a shard window a step may use: the longest warm-up plus the scored frames."""
+        return self.warmup_frames + self.sequence_length
+
+    def rollout(self, b: dict[str, Any], warmup: int = 0) -> list[FrameOutput]:
+        """The recurrence over the window (inference's own function), one :class:`FrameOutput` per frame; the
+        first ``warmup`` frames without autograd."""
         return list(generate_sequence(self.generators(), b["source"], b["source_layout"], b["poses"].unbind(1),
-                                      b["background"]))
+                                      b["background"], no_grad_frames=warmup))
 
     def autocast(self):
         if self.amp:
@@ -205,9 +227,10 @@ class NetworkSteps:
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         """Generator update then discriminator update; returns every loss term (floats)."""
-        b = to_device(batch, self.device, self.sequence_length)
+        warmup = warmup_length(step, self.warmup_frames)
+        b = to_device(batch, self.device, warmup + self.sequence_length)
         with _frozen(self.discriminators), self.autocast():
-            outs = self.rollout(b)
+            outs = self.rollout(b, warmup)[warmup:]
             g_terms = frame_mean([self.frame_losses(b, out) for out in outs])
         g_total = sum(g_terms.values())
         values = check_finite(self.name, step, {**g_terms, "g_total": g_total})
@@ -251,7 +274,7 @@ class NetworkSteps:
     def _temporal_terms(self, flow: torch.Tensor, b: dict[str, Any], t: int, previous_real: torch.Tensor,
                         current_real: torch.Tensor) -> dict[str, torch.Tensor]:
         """vid2vid's flow and warp losses of frame t (t >= 1: frame 0 has no real predecessor in the window)."""
-        if t == 0:
+        if t == 0 or flow is None:  # frame 0 has no real predecessor; no flow without the temporal blend
             return {}
         ref, valid = b["flow"][:, t], b["valid"][:, t]
         return {"flow": self.cfg.lambda_flow * flow_loss(flow, ref, valid),
@@ -292,8 +315,8 @@ class LayoutSteps(NetworkSteps):
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device, self.sequence_length)
-        last = self.rollout(b)[-1]
+        b = to_device(batch, self.device, self.window_length)
+        last = self.rollout(b, self.window_length)[-1]
         return {"source": b["source"], "driving pose": b["poses"][:, -1],
                 "layout": colour_layout(last.layout_out.layout), "ground truth": colour_layout(b["layouts"][:, -1])}
 
@@ -356,8 +379,8 @@ class RegionSteps(NetworkSteps):
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device, self.sequence_length)
-        last = self.rollout(b)[-1]
+        b = to_device(batch, self.device, self.window_length)
+        last = self.rollout(b, self.window_length)[-1]
         return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(last.layout),
                 "regions": last.region.foreground,
                 "ground truth": b["frames"][:, -1] * person_of(b["layouts"][:, -1])}
@@ -433,8 +456,8 @@ class WCNSteps(NetworkSteps):
     def sample(self, batch):
         from pipeline.training.grid import colour_layout
 
-        b = to_device(batch, self.device, self.sequence_length)
-        last = self.rollout(b)[-1]
+        b = to_device(batch, self.device, self.window_length)
+        last = self.rollout(b, self.window_length)[-1]
         return {"source": b["source"], "driving pose": b["poses"][:, -1], "layout": colour_layout(last.layout),
                 "regions": last.region.foreground, "output": last.composition.output,
                 "ground truth": b["frames"][:, -1]}
@@ -442,7 +465,8 @@ class WCNSteps(NetworkSteps):
 
 def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
                 amp: bool, vgg: nn.Module | None = None, upstream: dict[str, nn.Module] | None = None,
-                sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0) -> NetworkSteps:
+                sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0,
+                warmup_frames: int = 0) -> NetworkSteps:
     """The :class:`NetworkSteps` of ``stage`` with its optimisers and their schedule over ``epochs``
     (``pipeline.training.optimisation``); ``upstream`` = the trained generators of the earlier stages."""
     kinds = {"layout": LayoutSteps, "region": RegionSteps, "wcn": WCNSteps}
@@ -450,4 +474,4 @@ def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, b
         raise ValueError(f"unknown network {stage!r}; expected one of {NETWORKS}")
     extra = {} if stage == "layout" else {"vgg": vgg}
     return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, epochs=epochs,
-                        lr_decay_epochs=lr_decay_epochs, **extra)
+                        lr_decay_epochs=lr_decay_epochs, warmup_frames=warmup_frames, **extra)
