@@ -72,15 +72,24 @@ def safe_id(relative: str) -> str:
 
 def unique_ids(candidates: list[tuple[str, str]], problems: list[str]) -> list[str]:
     """Distinct ids for ``(id, relative path)`` pairs, in order: the first keeps its id, a later duplicate gets
-    ``<id>_<hash of its relative path>`` and one reported problem naming both (neither input is lost)."""
+    ``<id>_<hash of its relative path>`` and one reported problem naming both (neither input is lost).
+
+    A made-up id is itself checked: it must not be an id already given out nor one that another candidate makes
+    of its own name (a crafted ``a__1__1_<hash of 'A/1/1'>`` next to ``a/1/1`` and ``A/1/1``); when it is, the
+    hash is salted with a counter until it is free, so no two videos ever share an id whatever the names."""
+    natural = {vid for vid, _ in candidates}
     taken: dict[str, str] = {}
     out = []
     for vid, relative in candidates:
         final = vid
         if vid in taken:
+            salt = 0
             final = f"{vid[:MAX_ID - 11]}_{name_hash(relative)}"
+            while final in taken or final in natural:
+                salt += 1
+                final = f"{vid[:MAX_ID - 11]}_{name_hash(f'{relative}#{salt}')}"
             problems.append(f"{relative}: its video id {vid!r} is also made by {taken[vid]}; kept as {final!r}")
-        taken.setdefault(final, relative)
+        taken[final] = relative
         out.append(final)
     return out
 
