@@ -82,7 +82,8 @@ def _transfer(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
                           checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,
-                          progress=not args.quiet, force=args.force)
+                          progress=not args.quiet, force=args.force,
+                          params_file=args.params)
     b = result.backends
     print(f"wrote {result.out}: {result.n_frames} frames, {result.width}x{result.height}, {result.fps:g} fps "
           f"(the driving video's); person composed on the driving video's background plate")

@@ -164,3 +164,40 @@ def test_transfer_out_never_overwrites_an_input_or_an_existing_file(tmp_path, me
     with pytest.raises(OutputRefused, match="folder"):
         check_output(tmp_path, {"driving": drv}, force=True)
     assert check_output(tmp_path / "new.mp4", {"driving": drv}) == tmp_path / "new.mp4"
+
+
+def test_transfer_out_never_replaces_the_checkpoint_the_params_or_a_managed_output(tmp_path, capsys):
+    """Issue 22 item 8: --out, even with --force, is refused on the checkpoint's files, the params file and
+    anything under the project's data, models, metrics, plots and reports folders; nothing there changes."""
+    from remot_models.config import ModelConfig
+    from tests.test_transfer import save_initialised_checkpoint
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    params = project / "params.yaml"
+    params.write_text("data_root: data\n")
+    save_initialised_checkpoint(project / "models", ModelConfig.from_profile("tiny"))
+    elsewhere = save_initialised_checkpoint(tmp_path / "ckpt", ModelConfig.from_profile("tiny"))
+    for folder in ("data/frames/x", "metrics", "plots", "reports"):
+        (project / folder).mkdir(parents=True)
+        (project / folder / "kept.json").write_text("{}")
+    drv, src = tmp_path / "drv.mp4", tmp_path / "src.png"
+    drv.write_bytes(b"never read: refused before")
+    src.write_bytes(b"never read: refused before")
+    link = tmp_path / "sneaky.mp4"
+    os.symlink(project / "models" / "wcn" / "final" / "modules.safetensors", link)
+    targets = [(project / "models" / "layout" / "final" / "modules.safetensors", []),
+               (project / "models" / "region" / "final" / "state.json", []),
+               (project / "models" / "new.mp4", []), (params, []), (link, []),
+               (project / "data" / "frames" / "x" / "kept.json", []), (project / "metrics" / "kept.json", []),
+               (project / "plots" / "kept.json", []), (project / "reports" / "new.mp4", []),
+               (elsewhere / "wcn" / "final" / "modules.safetensors", ["--checkpoint", str(elsewhere)])]
+    before = {p: p.read_bytes() for p in [*project.rglob("*"), *elsewhere.rglob("*")] if p.is_file()}
+    for out, extra in targets:
+        rc = remot(["--params", str(params), "transfer", "--source", str(src), "--driving", str(drv), "--out",
+                    str(out), "--force", "--quiet", *extra])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(error) == 1, (out, error)
+        assert "which the pipeline manages" in error[0] or "params file input itself" in error[0], (out, error)
+    after = {p: p.read_bytes() for p in [*project.rglob("*"), *elsewhere.rglob("*")] if p.is_file()}
+    assert after == before
