@@ -138,7 +138,8 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
 
 
 def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".")) -> None:
-    """The register stage's output: every usable video with its split, read by the extraction stage."""
+    """The register stage's output: every usable video with its split, and the paths (relative to their dataset
+    root) the scan could not read, read by the extraction stage (which then removes nothing)."""
     from pipeline.core.atomic import write_json
 
     root = project_root.resolve()
@@ -149,7 +150,9 @@ def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".
             shown = source.relative_to(root) if source.is_relative_to(root) else source
             rows.append({"dataset": v.dataset, "video": v.video, "source": str(shown),
                          "frame_folder": v.is_frame_folder, "split": v.split})
-    write_json(path, {"videos": rows})
+    unreadable = sorted(p for scan in scans for p in scan.unreadable)
+    # the key only when there are gaps: a complete scan's list stays byte-identical to what it always was
+    write_json(path, {"videos": rows, **({"unreadable": unreadable} if unreadable else {})})
 
 
 def read_video_list(path: Path, project_root: Path = Path(".")) -> list[VideoEntry]:
@@ -160,3 +163,10 @@ def read_video_list(path: Path, project_root: Path = Path(".")) -> list[VideoEnt
     rows = json.loads(path.read_text())["videos"]
     return [VideoEntry(r["dataset"], r["video"], project_root / r["source"], r["frame_folder"], r["split"])
             for r in rows]
+
+
+def read_unreadable(path: Path) -> list[str]:
+    """The paths the register stage's scan could not read (see :func:`write_video_list`); [] for a full scan."""
+    import json
+
+    return list(json.loads(path.read_text()).get("unreadable", []))

@@ -12,7 +12,7 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -42,6 +42,7 @@ class ExtractReport:
     skipped: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # skipped now, previous outputs kept
+    held: list[str] = field(default_factory=list)  # not registered now, but the scan had gaps: outputs kept
 
     def as_dict(self) -> dict:
         """The tracked report (the same whatever was on disk before); run history is in ``run_log``."""
@@ -50,7 +51,7 @@ class ExtractReport:
 
     def run_log(self) -> dict:
         return {"processed": self.processed, "reused": self.reused, "removed": self.removed, "kept": self.kept,
-                "counts": {"processed": len(self.processed), "reused": len(self.reused),
+                "held": self.held, "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
 
 
@@ -191,11 +192,14 @@ def check_sources_outside_outputs(videos: list[VideoEntry], data_root: Path) -> 
 
 
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
-                   min_frames: int, report_path: Path, engine=None, project_root: Path | None = None) -> ExtractReport:
+                   min_frames: int, report_path: Path, engine=None, project_root: Path | None = None,
+                   unreadable: Sequence[str] = ()) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
 
     ``engine``: the ``preprocess`` params section (see ``pipeline/stage/executor.py``); in-process when None.
     ``project_root``: sources inside it are recorded relative to it (default: ``data_root``'s parent).
+    ``unreadable``: paths the register scan could not read (``read_unreadable``); while there are any, no
+    video's outputs are removed.
     """
     project_root = Path(project_root) if project_root is not None else Path(data_root).parent
     from pipeline.stage.executor import run_all
@@ -232,13 +236,23 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
             report.processed.append(key)
     # Only videos that left the registry lose their outputs. A skip or an error (an unreadable input, a transient
     # EIO) keeps the last good extraction: downstream stages stay consistent with it, and nothing the user made
-    # days ago disappears because of a hiccup now.
+    # days ago disappears because of a hiccup now. A scan that could not read part of the dataset did not see
+    # those videos leave (a folder made unreadable is not a video deleted), so then nothing is removed at all;
+    # the downstream stages remove only what extraction removed.
     registered = {v.video for v in videos}
     if dataset_dir.is_dir():
         for video_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
-            if video_dir.name not in registered and not video_dir.name.startswith(atomic.TEMP_PREFIX):
+            if video_dir.name in registered or video_dir.name.startswith(atomic.TEMP_PREFIX):
+                continue
+            if unreadable:
+                report.held.append(f"{dataset}/{video_dir.name}")
+            else:
                 shutil.rmtree(video_dir)
                 report.removed.append(f"{dataset}/{video_dir.name}")
+    if report.held:
+        print(f"extract: kept the outputs of {len(report.held)} video(s) no longer registered, because the scan of "
+              f"{dataset} could not read {', '.join(unreadable[:3])}{' ...' if len(unreadable) > 3 else ''}; "
+              "they are removed once a scan reads the whole dataset")
     for key in report.skipped:
         if (dataset_dir / key.split("/", 1)[1] / "meta.json").is_file():
             report.kept.append(key)
