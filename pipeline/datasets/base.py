@@ -54,6 +54,13 @@ class Scan:
         self.problems.append(f"{where}{path}: cannot be read ({entry_error(exc)}); the scan is incomplete, so no "
                              "video's outputs are removed until it can be read (fix its permissions)")
 
+    def skip_entry(self, path: Path, exc: BaseException) -> None:
+        """One entry that raised one of ``ENTRY_ERRORS``: a gap when unreadable, else a bad entry skipped."""
+        if is_unreadable(exc):
+            self.cannot_read(path, exc)
+        else:
+            self.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
+
     def split_counts(self) -> dict[str, int]:
         counts = {s: 0 for s in SPLITS}
         for v in self.videos:

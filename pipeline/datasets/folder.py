@@ -15,16 +15,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, entry_error, frames_outside_root,
-                                    inside, is_frame_folder, is_unreadable, is_video_file, safe_id, unique_ids)
-
-
-def _skip(scan: Scan, path: Path, exc: BaseException) -> None:
-    """One bad entry: an unreadable one leaves a gap in the scan, a bad name is just skipped."""
-    if is_unreadable(exc):
-        scan.cannot_read(path, exc)
-    else:
-        scan.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
+from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, frames_outside_root, inside,
+                                    is_frame_folder, is_video_file, safe_id, unique_ids)
 
 
 def split_by_hash(ids: list[str], test_ratio: float, seed: int) -> dict[str, str]:
@@ -52,14 +44,14 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
     def walk_error(exc: OSError) -> None:
         # os.walk skips a folder it cannot list without a word unless told: that silence once registered a
         # dataset without the folder's videos, and the stages then removed their outputs
-        _skip(scan, Path(exc.filename) if exc.filename else root, exc)
+        scan.skip_entry(Path(exc.filename) if exc.filename else root, exc)
 
     for current, dirs, files in os.walk(root, onerror=walk_error, followlinks=False):
         here = Path(current)
         try:
             frame_folder = here != root and is_frame_folder(here)
         except ENTRY_ERRORS as exc:
-            _skip(scan, here, exc)
+            scan.skip_entry(here, exc)
             dirs.clear()
             continue
         if frame_folder:
@@ -72,7 +64,7 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
             try:
                 video_file = is_video_file(path)
             except ENTRY_ERRORS as exc:
-                _skip(scan, path, exc)
+                scan.skip_entry(path, exc)
                 continue
             if video_file:
                 rel = path.relative_to(root).with_suffix("")
@@ -90,7 +82,7 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int) -> Scan:
             scan.problems.append(str(exc))
             continue
         except ENTRY_ERRORS as exc:
-            _skip(scan, path, exc)
+            scan.skip_entry(path, exc)
             continue
         if problem:
             scan.problems.append(problem)
