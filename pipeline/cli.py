@@ -35,7 +35,7 @@ def _dataset_check(args: argparse.Namespace) -> int:
         raise ParamsError(f"no dataset {args.name!r} in {args.params}; registered: "
                           f"{', '.join(params.datasets) or 'none'} (add one with `remot dataset add`)")
     scan = scan_dataset(args.name, params.datasets[args.name], Path(args.params).resolve().parent)
-    probe_readable(scan)
+    probe_readable(scan, params.limits.max_pixels)
     print(describe(scan))
     return 1 if scan.problems and args.strict else 0
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.image_limits import DEFAULT_MAX_PIXELS
 from pipeline.core.hashing import update_from_file
 from pipeline.core.params import ExtractParams, section_fingerprint
 from pipeline.core.runlog import write_log
@@ -122,12 +123,13 @@ def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str, cache_path
 
 
 def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, params_hash: str,
-                  min_frames: int, project_root: Path | None = None) -> dict:
-    """Decode, find the person, crop and write one video atomically; returns its meta record."""
+                  min_frames: int, project_root: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Decode, find the person, crop and write one video atomically; returns its meta record. A video or image
+    declaring more than ``max_pixels`` per frame (``limits.max_pixels``) is skipped before it is decoded."""
     try:
-        info = source_info(video.source, video.is_frame_folder)
+        info = source_info(video.source, video.is_frame_folder, max_pixels)
         clip = DecodedOnce(lambda: iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
-                                               cfg.max_frames))
+                                               cfg.max_frames, max_pixels))
         # Pass 1: sample frames for the detector without holding the whole clip in memory (unless it is small
         # enough for DecodedOnce to keep it).
         n_total = sum(1 for _ in clip.walk())
@@ -193,13 +195,13 @@ def check_sources_outside_outputs(videos: list[VideoEntry], data_root: Path) -> 
 
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
                    min_frames: int, report_path: Path, engine=None, project_root: Path | None = None,
-                   unreadable: Sequence[str] = ()) -> ExtractReport:
+                   unreadable: Sequence[str] = (), max_pixels: int = DEFAULT_MAX_PIXELS) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
 
     ``engine``: the ``preprocess`` params section (see ``pipeline/stage/executor.py``); in-process when None.
     ``project_root``: sources inside it are recorded relative to it (default: ``data_root``'s parent).
     ``unreadable``: paths the register scan could not read (``read_unreadable``); while there are any, no
-    video's outputs are removed.
+    video's outputs are removed. ``max_pixels``: ``limits.max_pixels`` (see :func:`extract_video`).
     """
     project_root = Path(project_root) if project_root is not None else Path(data_root).parent
     from pipeline.stage.executor import run_all
@@ -219,7 +221,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
             report.skipped[key] = f"{type(exc).__name__}: {exc}"
             continue
         if meta is None:
-            todo.append((video, out, cfg, params_hash, min_frames, project_root))
+            todo.append((video, out, cfg, params_hash, min_frames, project_root, max_pixels))
             continue
         if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
             atomic.write_json(out.frames_meta, {**meta, "split": video.split})

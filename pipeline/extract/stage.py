@@ -12,7 +12,7 @@ def body(ctx: StageContext) -> str:
     cfg = ctx.params.extract
     report = run_extraction(ctx.dataset, videos, ctx.data_root, cfg, max(cfg.min_frames, ctx.params.shards.window),
                             ctx.report_path("extract"), ctx.params.preprocess, project_root=ctx.root,
-                            unreadable=read_unreadable(registry))
+                            unreadable=read_unreadable(registry), max_pixels=ctx.params.limits.max_pixels)
     return summary("extract", ctx.dataset, report.run_log()["counts"], ctx.report_path("extract"))
 
 
