@@ -38,12 +38,20 @@ class PreprocessParams(Section):
                             "loop | local process pool | local Dask worker processes (Prefect flow) | an existing "
                             "Dask cluster")
     workers: int = Field(2, ge=1, description="worker processes for executors 'auto', 'pool' and 'processes'")
-    dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tcp://host:8786")
+    dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tls://host:8786")
+    allow_insecure_dask: bool = Field(False, description="let executor 'dask' connect to a plain tcp:// scheduler "
+                                      "(anyone who can reach it runs code as its workers): only on a network you "
+                                      "trust")
 
     @model_validator(mode="after")
     def _address(self) -> "PreprocessParams":
         if self.executor == "dask" and not self.dask_address:
-            raise ValueError("preprocess.executor is 'dask': set preprocess.dask_address (e.g. tcp://host:8786)")
+            raise ValueError("preprocess.executor is 'dask': set preprocess.dask_address (e.g. tls://host:8786)")
+        if self.executor == "dask" and not self.allow_insecure_dask and not self.dask_address.startswith("tls://"):
+            raise ValueError(f"preprocess.dask_address {self.dask_address!r} is not tls://: a Dask scheduler runs "
+                             "whatever a connected client submits, so secure the cluster with TLS (certificates in "
+                             "dask's distributed.comm.tls config) and use its tls:// address, or set "
+                             "preprocess.allow_insecure_dask: true for a cluster on a network you trust")
         return self
 
 
