@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.core.errors import RemotError
+from pipeline.core.subprocesses import stop
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 STARTUP_TIMEOUT_S = 180
@@ -118,9 +119,4 @@ def private_temporary_server() -> Iterator[PrivateServer | None]:
                 finally:
                     _drain_background_senders()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from pipeline.core.subprocesses import stop
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -67,12 +69,9 @@ def launch(module: str, args: list[str], nproc: int, timeout_s: float = 1800.0) 
     finally:
         for rank in ranks:
             if rank.poll() is None:
-                rank.terminate()
+                rank.terminate()  # all at once: a rank waits for the others in its collectives
         for rank in ranks:
-            try:
-                rank.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                rank.kill()
+            stop(rank)
         del store
     return code
 
