@@ -35,7 +35,7 @@ def _dataset_check(args: argparse.Namespace) -> int:
         raise ParamsError(f"no dataset {args.name!r} in {args.params}; registered: "
                           f"{', '.join(params.datasets) or 'none'} (add one with `remot dataset add`)")
     scan = scan_dataset(args.name, params.datasets[args.name], Path(args.params).resolve().parent)
-    probe_readable(scan)
+    probe_readable(scan, params.limits.max_pixels)
     print(describe(scan))
     return 1 if scan.problems and args.strict else 0
 
@@ -82,7 +82,8 @@ def _transfer(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
                           checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,
-                          progress=not args.quiet, force=args.force)
+                          progress=not args.quiet, force=args.force,
+                          params_file=args.params)
     b = result.backends
     print(f"wrote {result.out}: {result.n_frames} frames, {result.width}x{result.height}, {result.fps:g} fps "
           f"(the driving video's); person composed on the driving video's background plate")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.subprocesses import stop
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -45,8 +47,4 @@ def local_prefect_server(home: Path, server_env: dict[str, str] | None = None,
             time.sleep(1)
         yield base, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -95,3 +95,53 @@ def test_frame_symlinks_leaving_the_root_are_refused(tmp_path, media):
     os.symlink(sorted(outside.glob("*.png"))[0], leak / "99999.png")
     scan = scan_dataset("solo", DatasetSpec(kind="solodance", path=str(solo)))
     assert [v.video for v in scan.videos] == ["ok"] and "outside the dataset root" in scan.problems[0]
+
+
+# ------------------------------------------------------------------ issue 22 item 7: made-up ids are unique too
+
+
+def _fake_frames(folder: Path, n: int = 2) -> Path:
+    """A frame folder as the scans see it (they list names; nothing here is decoded)."""
+    folder.mkdir(parents=True)
+    for k in range(n):
+        (folder / f"{k:05d}.png").write_bytes(b"\x89PNG")
+    return folder
+
+
+def test_a_made_up_id_never_takes_an_id_another_entry_makes(tmp_path):
+    from pipeline.datasets.base import name_hash, unique_ids
+
+    crafted = f"a__1__1_{name_hash('A/1/1')}"
+    assert crafted == "a__1__1_e7cca0ee97"  # the id the old rule gave the second 'a__1__1' (A/1/1)
+    for order in ([crafted, "a/1/1", "A/1/1"], ["a/1/1", "A/1/1", crafted], ["A/1/1", crafted, "a/1/1"]):
+        problems: list[str] = []
+        ids = unique_ids([(safe_id(entry), entry) for entry in order], problems)
+        assert len(set(ids)) == 3, (order, ids)
+        assert ids[order.index(crafted)] == crafted  # a name that is its own id keeps it
+        assert len(problems) == 1 and "also made by" in problems[0]
+
+    root = tmp_path / "iPER"
+    for entry in (crafted, "a/1/1", "A/1/1"):
+        _fake_frames(root / "images_HD" / entry)
+    (root / "train.txt").write_text(f"{crafted}\na/1/1\nA/1/1\n")
+    (root / "val.txt").write_text("")
+    scan = scan_dataset("iper", DatasetSpec(kind="iper", path=str(root)))
+    ids = [v.video for v in scan.videos]
+    assert len(ids) == 3 == len(set(ids)), ids
+    assert {v.source.relative_to(root.resolve() / "images_HD").as_posix() for v in scan.videos} == {
+        crafted, "a/1/1", "A/1/1"}
+
+
+def test_folder_and_solodance_made_up_ids_are_unique(tmp_path):
+    from pipeline.datasets.base import name_hash
+
+    root = tmp_path / "mine"  # A/1/1 sorts first and keeps a__1__1; a/1/1 was given the crafted folder's id
+    for name in ("a/1/1", "A/1/1", f"a__1__1_{name_hash('a/1/1')}"):
+        _fake_frames(root / name)
+    scan = scan_dataset("mine", DatasetSpec(kind="folder", path=str(root)))
+    assert len(scan.videos) == 3 == len({v.video for v in scan.videos})
+    solo = tmp_path / "SoloDance"
+    for split, name in (("train", "Take 1"), ("test", "take_1"), ("train", f"take_1_{name_hash('test/take_1')}")):
+        _fake_frames(solo / split / name)
+    scan = scan_dataset("solo", DatasetSpec(kind="solodance", path=str(solo)))
+    assert len(scan.videos) == 3 == len({v.video for v in scan.videos})

@@ -63,6 +63,7 @@ def test_prefect_server_binds_loopback_only():
 import gzip  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import struct  # noqa: E402
 import subprocess  # noqa: E402
 import tarfile  # noqa: E402
@@ -278,3 +279,60 @@ def test_wrong_shaped_arrays_are_refused(one_sample):
     huge = {**meta, "height": 100000}
     error, _ = _decode_peak({**one_sample, "meta.json": json.dumps(huge).encode()})
     assert isinstance(error, ValueError) and "limits" in str(error)
+
+
+# ------------------------------------------------------------------ issue 22 item 6: tar members capped before reading
+
+
+@pytest.mark.skipif(shutil.which("tar") is None or shutil.which("truncate") is None,
+                    reason="needs GNU tar and truncate to build a sparse member")
+def test_sparse_2gib_tar_member_is_refused_before_it_is_read(tmp_path):
+    """A 10 KB tar holding a sparse 2 GiB "PNG" (`truncate -s 2G`, `tar --sparse --format=gnu`): refused from its
+    tar header, naming the shard and the member, with memory untouched."""
+    from pipeline.shards.reader import BadShard, MAX_MEMBER_BYTES, make_dataset
+
+    member = tmp_path / "in" / "ds__v0__w000000.frames.png"
+    member.parent.mkdir()
+    subprocess.run(["truncate", "-s", "2G", str(member)], check=True)
+    shard = tmp_path / "bomb.tar"
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", str(shard), "-C", str(member.parent), member.name],
+                   check=True)
+    assert shard.stat().st_size < 20_000 and MAX_MEMBER_BYTES < 2 << 30
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadShard) as refused:
+            next(iter(make_dataset([str(shard)], shuffle_buffer=256)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(refused.value)
+    assert str(shard) in message and member.name in message and "2,147,483,648 bytes" in message
+    assert peak < 50_000_000
+
+
+def test_members_larger_than_the_sample_needs_never_reach_the_shuffle_buffer(one_sample, tmp_path, monkeypatch):
+    """A sample whose member is far larger than its meta.json geometry needs, or that carries a member no shard
+    format has, is refused as it is assembled: before the shuffle buffer holds it, naming shard and member."""
+    from pipeline.shards import reader
+
+    buffered: list[str] = []
+    real_buffer = reader._buffer_shuffle
+
+    def watched(samples, size, rng):
+        return real_buffer((buffered.append(s["__key__"]) or s for s in samples), size, rng)
+
+    monkeypatch.setattr(reader, "_buffer_shuffle", watched)
+    key = one_sample["__key__"]
+    cases = {"frames.png": np.random.default_rng(0).bytes(4_000_000), "extra.bin": b"x"}
+    for field, data in cases.items():
+        shard = tmp_path / f"{field}.tar"
+        with tarfile.open(shard, "w") as tar:
+            for name, value in sorted({**{k: v for k, v in one_sample.items() if k != "__key__"},
+                                       field: data}.items()):
+                info = tarfile.TarInfo(f"{key}.{name}")
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value))
+        with pytest.raises(reader.BadShard) as refused:
+            list(reader.make_dataset([str(shard)], shuffle_buffer=256))
+        assert str(shard) in str(refused.value) and f"{key}.{field}" in str(refused.value)
+        assert buffered == []

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import RemotError
+from pipeline.core.image_limits import BACKSTOP_PIXELS, DEFAULT_MAX_PIXELS
 from pipeline.core.labels import DEFAULT_MERGE, validate_merge_map
 
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -37,13 +38,33 @@ class PreprocessParams(Section):
                             "loop | local process pool | local Dask worker processes (Prefect flow) | an existing "
                             "Dask cluster")
     workers: int = Field(2, ge=1, description="worker processes for executors 'auto', 'pool' and 'processes'")
-    dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tcp://host:8786")
+    dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tls://host:8786")
+    allow_insecure_dask: bool = Field(False, description="let executor 'dask' connect to a plain tcp:// scheduler "
+                                      "(anyone who can reach it runs code as its workers): only on a network you "
+                                      "trust")
 
     @model_validator(mode="after")
     def _address(self) -> "PreprocessParams":
         if self.executor == "dask" and not self.dask_address:
-            raise ValueError("preprocess.executor is 'dask': set preprocess.dask_address (e.g. tcp://host:8786)")
+            raise ValueError("preprocess.executor is 'dask': set preprocess.dask_address (e.g. tls://host:8786)")
+        if self.executor == "dask" and not self.allow_insecure_dask and not self.dask_address.startswith("tls://"):
+            raise ValueError(f"preprocess.dask_address {self.dask_address!r} is not tls://: a Dask scheduler runs "
+                             "whatever a connected client submits, so secure the cluster with TLS (certificates in "
+                             "dask's distributed.comm.tls config) and use its tls:// address, or set "
+                             "preprocess.allow_insecure_dask: true for a cluster on a network you trust")
         return self
+
+
+class LimitsParams(Section):
+    """Caps on untrusted input, checked from headers before anything is decoded (``pipeline/core/image_limits.py``).
+
+    A guard, not a processing parameter: it changes no output that passes it, so no stage fingerprint includes
+    it (raising it re-runs nothing that already went through)."""
+
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=BACKSTOP_PIXELS,
+                            description="most pixels per image or video frame accepted from datasets and "
+                                        "`remot transfer` inputs (64 Mpx: 8 times a 4K frame); at most "
+                                        f"{BACKSTOP_PIXELS}, OpenCV's ceiling set in pipeline/__init__.py")
 
 
 class DemoParams(Section):
@@ -240,6 +261,7 @@ def model_config(section: BaseModel):
 class Params(Section):
     data_root: str = "data"
     preprocess: PreprocessParams = PreprocessParams()
+    limits: LimitsParams = LimitsParams()
     demo: DemoParams = DemoParams()
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     extract: ExtractParams = ExtractParams()

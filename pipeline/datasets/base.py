@@ -1,6 +1,7 @@
 """What every dataset adapter produces: a list of videos with their split, plus problems found on the way."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,26 @@ class Scan:
     root: Path
     videos: list[VideoEntry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Paths (relative to root) the scan could not read: what they hold is unknown, so a video registered from
+    # there before may still exist. The stages remove nothing while a scan has any (pipeline/extract/run.py).
+    unreadable: list[str] = field(default_factory=list)
+
+    def cannot_read(self, path: Path, exc: BaseException, where: str = "") -> None:
+        """Record ``path`` as unreadable: one reported problem, and a gap that keeps every output."""
+        try:
+            relative = Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            relative = str(path)
+        self.unreadable.append(relative)
+        self.problems.append(f"{where}{path}: cannot be read ({entry_error(exc)}); the scan is incomplete, so no "
+                             "video's outputs are removed until it can be read (fix its permissions)")
+
+    def skip_entry(self, path: Path, exc: BaseException) -> None:
+        """One entry that raised one of ``ENTRY_ERRORS``: a gap when unreadable, else a bad entry skipped."""
+        if is_unreadable(exc):
+            self.cannot_read(path, exc)
+        else:
+            self.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
 
     def split_counts(self) -> dict[str, int]:
         counts = {s: 0 for s in SPLITS}
@@ -72,15 +93,24 @@ def safe_id(relative: str) -> str:
 
 def unique_ids(candidates: list[tuple[str, str]], problems: list[str]) -> list[str]:
     """Distinct ids for ``(id, relative path)`` pairs, in order: the first keeps its id, a later duplicate gets
-    ``<id>_<hash of its relative path>`` and one reported problem naming both (neither input is lost)."""
+    ``<id>_<hash of its relative path>`` and one reported problem naming both (neither input is lost).
+
+    A made-up id is itself checked: it must not be an id already given out nor one that another candidate makes
+    of its own name (a crafted ``a__1__1_<hash of 'A/1/1'>`` next to ``a/1/1`` and ``A/1/1``); when it is, the
+    hash is salted with a counter until it is free, so no two videos ever share an id whatever the names."""
+    natural = {vid for vid, _ in candidates}
     taken: dict[str, str] = {}
     out = []
     for vid, relative in candidates:
         final = vid
         if vid in taken:
+            salt = 0
             final = f"{vid[:MAX_ID - 11]}_{name_hash(relative)}"
+            while final in taken or final in natural:
+                salt += 1
+                final = f"{vid[:MAX_ID - 11]}_{name_hash(f'{relative}#{salt}')}"
             problems.append(f"{relative}: its video id {vid!r} is also made by {taken[vid]}; kept as {final!r}")
-        taken.setdefault(final, relative)
+        taken[final] = relative
         out.append(final)
     return out
 
@@ -98,6 +128,17 @@ def frames_outside_root(root: Path, folder: Path) -> str | None:
 # What one bad entry can raise while its path is looked at (a 300-character name, a NUL byte, a symlink loop,
 # a permission error): caught per entry, reported as one problem, the scan goes on.
 ENTRY_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+# Errors that say the entry itself is bad (a name too long, a loop, gone): the entry cannot be a video. Any other
+# OSError (permission denied, an I/O error) says nothing about what the path holds.
+BAD_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.EINVAL,
+                             errno.EILSEQ})
+
+
+def is_unreadable(exc: BaseException) -> bool:
+    """True when ``exc`` leaves unknown what a path holds (permission, I/O), False for a bad entry."""
+    return isinstance(exc, OSError) and exc.errno not in BAD_NAME_ERRNOS
 
 
 def entry_error(exc: BaseException) -> str:

@@ -15,8 +15,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, entry_error, frames_outside_root,
-                                    inside, is_frame_folder, is_video_file, safe_id, unique_ids)
+from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, frames_outside_root, inside,
+                                    is_frame_folder, is_video_file, safe_id, unique_ids)
 
 
 def split_by_hash(ids: list[str], test_ratio: float, seed: int, val_ratio: float = 0.0) -> dict[str, str]:
@@ -44,12 +44,18 @@ def split_by_hash(ids: list[str], test_ratio: float, seed: int, val_ratio: float
 def scan_folder(name: str, root: Path, test_ratio: float, seed: int, val_ratio: float = 0.0) -> Scan:
     scan = Scan(dataset=name, kind="folder", root=root)
     found: list[tuple[str, Path, bool]] = []
-    for current, dirs, files in os.walk(root, followlinks=False):
+
+    def walk_error(exc: OSError) -> None:
+        # os.walk skips a folder it cannot list without a word unless told: that silence once registered a
+        # dataset without the folder's videos, and the stages then removed their outputs
+        scan.skip_entry(Path(exc.filename) if exc.filename else root, exc)
+
+    for current, dirs, files in os.walk(root, onerror=walk_error, followlinks=False):
         here = Path(current)
         try:
             frame_folder = here != root and is_frame_folder(here)
         except ENTRY_ERRORS as exc:
-            scan.problems.append(f"{here}: cannot be read ({entry_error(exc)}); skipped")
+            scan.skip_entry(here, exc)
             dirs.clear()
             continue
         if frame_folder:
@@ -62,7 +68,7 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int, val_ratio: 
             try:
                 video_file = is_video_file(path)
             except ENTRY_ERRORS as exc:
-                scan.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
+                scan.skip_entry(path, exc)
                 continue
             if video_file:
                 rel = path.relative_to(root).with_suffix("")
@@ -80,7 +86,7 @@ def scan_folder(name: str, root: Path, test_ratio: float, seed: int, val_ratio: 
             scan.problems.append(str(exc))
             continue
         except ENTRY_ERRORS as exc:
-            scan.problems.append(f"{path}: cannot be read ({entry_error(exc)}); skipped")
+            scan.skip_entry(path, exc)
             continue
         if problem:
             scan.problems.append(problem)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.datasets.base import (ENTRY_ERRORS, DatasetError, Scan, UnsafePath, VideoEntry, entry_error,
-                                    frames_outside_root, inside, is_frame_folder, is_video_file, safe_id,
-                                    unique_ids)
+                                    frames_outside_root, inside, is_frame_folder, is_unreadable, is_video_file,
+                                    safe_id, unique_ids)
 
 LISTS = {"train.txt": "train", "val.txt": "test", "test.txt": "test"}
 FRAME_ROOTS = ("images_HD", "images", "iPER_256_images", ".")
@@ -67,8 +67,12 @@ def scan_iper(name: str, root: Path) -> Scan:
                 scan.problems.append(f"{list_file.name}: {exc}")
                 continue
             except ENTRY_ERRORS as exc:
-                scan.problems.append(f"{list_file.name} line {number}: entry {shown} cannot be used "
-                                     f"({entry_error(exc)}); skipped")
+                if is_unreadable(exc):
+                    scan.cannot_read(Path(exc.filename) if exc.filename else root / entry, exc,
+                                     f"{list_file.name} line {number}: ")
+                else:
+                    scan.problems.append(f"{list_file.name} line {number}: entry {shown} cannot be used "
+                                         f"({entry_error(exc)}); skipped")
                 continue
             if located is None:
                 scan.problems.append(f"{list_file.name}: {entry} has neither a frame folder nor an mp4 "

@@ -8,8 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import cv2
-
+from pipeline.core.image_limits import DEFAULT_MAX_PIXELS, NotAnImage, TooManyPixels, check_image_pixels, open_video
 from pipeline.core.params import DATASET_NAME, DatasetSpec, Params, ParamsError, validate_params
 from pipeline.datasets.base import DatasetError, Scan, VideoEntry, list_frames
 from pipeline.datasets.folder import scan_folder
@@ -38,16 +37,30 @@ def scan_dataset(name: str, spec: DatasetSpec, project_root: Path = Path(".")) -
     return scan
 
 
-def probe_readable(scan: Scan) -> None:
-    """Open every video and read one frame; unreadable inputs become problems (extraction skips them too)."""
+def probe_readable(scan: Scan, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Open every video and read one frame; unreadable inputs become problems (extraction skips them too).
+
+    A video declaring frames over ``max_pixels`` (``limits.max_pixels``) is a problem found from its headers,
+    before a frame is decoded; so is a frame folder whose first image does (extraction measures every one)."""
     for video in scan.videos:
         if video.is_frame_folder:
-            if not list_frames(video.source):
+            frames = list_frames(video.source)
+            if not frames:
                 scan.problems.append(f"{video.source}: empty frame folder")
+                continue
+            try:
+                check_image_pixels(frames[0], max_pixels)
+            except (TooManyPixels, NotAnImage) as exc:
+                scan.problems.append(str(exc))
             continue
-        capture = cv2.VideoCapture(str(video.source))
-        ok = capture.isOpened() and capture.read()[0]
-        capture.release()
+        try:
+            capture = open_video(video.source, max_pixels)
+        except TooManyPixels as exc:
+            scan.problems.append(str(exc))
+            continue
+        ok = capture is not None and capture.read()[0]
+        if capture is not None:
+            capture.release()
         if not ok:
             scan.problems.append(f"{video.source}: cannot decode a frame (corrupt, empty or not a video)")
 
@@ -117,7 +130,6 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
     spec = DatasetSpec.model_validate(entry)
     project_root = params_file.parent
     scan = scan_dataset(name, spec, project_root)
-    probe_readable(scan)
 
     yaml = _yaml()
     doc = yaml.load(params_file.read_text()) if params_file.exists() else {}
@@ -133,12 +145,14 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
     import yaml as pyyaml
 
     params = validate_params(pyyaml.safe_load(buffer.getvalue()), str(params_file))
+    probe_readable(scan, params.limits.max_pixels)  # the project's own cap, so after its params are read
     write_bytes(params_file, buffer.getvalue().encode())
     return params, scan
 
 
 def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".")) -> None:
-    """The register stage's output: every usable video with its split, read by the extraction stage."""
+    """The register stage's output: every usable video with its split, and the paths (relative to their dataset
+    root) the scan could not read, read by the extraction stage (which then removes nothing)."""
     from pipeline.core.atomic import write_json
 
     root = project_root.resolve()
@@ -149,7 +163,9 @@ def write_video_list(path: Path, scans: list[Scan], project_root: Path = Path(".
             shown = source.relative_to(root) if source.is_relative_to(root) else source
             rows.append({"dataset": v.dataset, "video": v.video, "source": str(shown),
                          "frame_folder": v.is_frame_folder, "split": v.split})
-    write_json(path, {"videos": rows})
+    unreadable = sorted(p for scan in scans for p in scan.unreadable)
+    # the key only when there are gaps: a complete scan's list stays byte-identical to what it always was
+    write_json(path, {"videos": rows, **({"unreadable": unreadable} if unreadable else {})})
 
 
 def read_video_list(path: Path, project_root: Path = Path(".")) -> list[VideoEntry]:
@@ -160,3 +176,10 @@ def read_video_list(path: Path, project_root: Path = Path(".")) -> list[VideoEnt
     rows = json.loads(path.read_text())["videos"]
     return [VideoEntry(r["dataset"], r["video"], project_root / r["source"], r["frame_folder"], r["split"])
             for r in rows]
+
+
+def read_unreadable(path: Path) -> list[str]:
+    """The paths the register stage's scan could not read (see :func:`write_video_list`); [] for a full scan."""
+    import json
+
+    return list(json.loads(path.read_text()).get("unreadable", []))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.datasets.base import (ENTRY_ERRORS, DatasetError, Scan, UnsafePath, VideoEntry, entry_error,
-                                    frames_outside_root, inside, is_frame_folder, safe_id, unique_ids)
+from pipeline.datasets.base import (ENTRY_ERRORS, DatasetError, Scan, UnsafePath, VideoEntry, frames_outside_root,
+                                    inside, is_frame_folder, safe_id, unique_ids)
 
 
 def scan_solodance(name: str, root: Path) -> Scan:
@@ -34,7 +34,7 @@ def scan_solodance(name: str, root: Path) -> Scan:
                 scan.problems.append(str(exc))
                 continue
             except ENTRY_ERRORS as exc:
-                scan.problems.append(f"{folder}: cannot be read ({entry_error(exc)}); skipped")
+                scan.skip_entry(folder, exc)
                 continue
             if not usable:
                 scan.problems.append(f"{folder}: no image frames (expected {folder}/00000.png ... or images/)")

@@ -18,7 +18,7 @@ def body(ctx: StageContext) -> str:
     except DatasetError as exc:
         atomic.write_json(report_path, {"error": str(exc)})
         raise
-    probe_readable(scan)
+    probe_readable(scan, ctx.params.limits.max_pixels)
     atomic.write_json(report_path, {"videos": len(scan.videos), "splits": scan.split_counts(),
                                     "problems": scan.problems})
     write_video_list(ctx.data_root / "registry" / f"{ctx.dataset}.json", [scan], ctx.root)

@@ -12,13 +12,14 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.image_limits import DEFAULT_MAX_PIXELS
 from pipeline.core.hashing import update_from_file
 from pipeline.core.params import ExtractParams, section_fingerprint
 from pipeline.core.runlog import write_log
@@ -42,6 +43,7 @@ class ExtractReport:
     skipped: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # skipped now, previous outputs kept
+    held: list[str] = field(default_factory=list)  # not registered now, but the scan had gaps: outputs kept
 
     def as_dict(self) -> dict:
         """The tracked report (the same whatever was on disk before); run history is in ``run_log``."""
@@ -50,7 +52,7 @@ class ExtractReport:
 
     def run_log(self) -> dict:
         return {"processed": self.processed, "reused": self.reused, "removed": self.removed, "kept": self.kept,
-                "counts": {"processed": len(self.processed), "reused": len(self.reused),
+                "held": self.held, "counts": {"processed": len(self.processed), "reused": len(self.reused),
                            "skipped": len(self.skipped)}}
 
 
@@ -121,12 +123,13 @@ def _up_to_date(video: VideoEntry, meta_path: Path, params_hash: str, cache_path
 
 
 def extract_video(video: VideoEntry, out: VideoArtifacts, cfg: ExtractParams, params_hash: str,
-                  min_frames: int, project_root: Path | None = None) -> dict:
-    """Decode, find the person, crop and write one video atomically; returns its meta record."""
+                  min_frames: int, project_root: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Decode, find the person, crop and write one video atomically; returns its meta record. A video or image
+    declaring more than ``max_pixels`` per frame (``limits.max_pixels``) is skipped before it is decoded."""
     try:
-        info = source_info(video.source, video.is_frame_folder)
+        info = source_info(video.source, video.is_frame_folder, max_pixels)
         clip = DecodedOnce(lambda: iter_frames(video.source, video.is_frame_folder, info.native_fps, cfg.fps,
-                                               cfg.max_frames))
+                                               cfg.max_frames, max_pixels))
         # Pass 1: sample frames for the detector without holding the whole clip in memory (unless it is small
         # enough for DecodedOnce to keep it).
         n_total = sum(1 for _ in clip.walk())
@@ -191,11 +194,14 @@ def check_sources_outside_outputs(videos: list[VideoEntry], data_root: Path) -> 
 
 
 def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg: ExtractParams,
-                   min_frames: int, report_path: Path, engine=None, project_root: Path | None = None) -> ExtractReport:
+                   min_frames: int, report_path: Path, engine=None, project_root: Path | None = None,
+                   unreadable: Sequence[str] = (), max_pixels: int = DEFAULT_MAX_PIXELS) -> ExtractReport:
     """Extract every video of ``dataset``; write ``report_path``; raise RuntimeError only if none succeeded.
 
     ``engine``: the ``preprocess`` params section (see ``pipeline/stage/executor.py``); in-process when None.
     ``project_root``: sources inside it are recorded relative to it (default: ``data_root``'s parent).
+    ``unreadable``: paths the register scan could not read (``read_unreadable``); while there are any, no
+    video's outputs are removed. ``max_pixels``: ``limits.max_pixels`` (see :func:`extract_video`).
     """
     project_root = Path(project_root) if project_root is not None else Path(data_root).parent
     from pipeline.stage.executor import run_all
@@ -215,7 +221,7 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
             report.skipped[key] = f"{type(exc).__name__}: {exc}"
             continue
         if meta is None:
-            todo.append((video, out, cfg, params_hash, min_frames, project_root))
+            todo.append((video, out, cfg, params_hash, min_frames, project_root, max_pixels))
             continue
         if meta.get("split") != video.split:  # a re-split moves no pixels: update the record only
             atomic.write_json(out.frames_meta, {**meta, "split": video.split})
@@ -232,13 +238,23 @@ def run_extraction(dataset: str, videos: list[VideoEntry], data_root: Path, cfg:
             report.processed.append(key)
     # Only videos that left the registry lose their outputs. A skip or an error (an unreadable input, a transient
     # EIO) keeps the last good extraction: downstream stages stay consistent with it, and nothing the user made
-    # days ago disappears because of a hiccup now.
+    # days ago disappears because of a hiccup now. A scan that could not read part of the dataset did not see
+    # those videos leave (a folder made unreadable is not a video deleted), so then nothing is removed at all;
+    # the downstream stages remove only what extraction removed.
     registered = {v.video for v in videos}
     if dataset_dir.is_dir():
         for video_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir()):
-            if video_dir.name not in registered and not video_dir.name.startswith(atomic.TEMP_PREFIX):
+            if video_dir.name in registered or video_dir.name.startswith(atomic.TEMP_PREFIX):
+                continue
+            if unreadable:
+                report.held.append(f"{dataset}/{video_dir.name}")
+            else:
                 shutil.rmtree(video_dir)
                 report.removed.append(f"{dataset}/{video_dir.name}")
+    if report.held:
+        print(f"extract: kept the outputs of {len(report.held)} video(s) no longer registered, because the scan of "
+              f"{dataset} could not read {', '.join(unreadable[:3])}{' ...' if len(unreadable) > 3 else ''}; "
+              "they are removed once a scan reads the whole dataset")
     for key in report.skipped:
         if (dataset_dir / key.split("/", 1)[1] / "meta.json").is_file():
             report.kept.append(key)

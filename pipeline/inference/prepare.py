@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline.core.errors import RemotError, SkipVideo
-from pipeline.core.image_limits import check_image_pixels
 from pipeline.core.labels import REGIONS
 from pipeline.core.params import Params
 from pipeline.extract.crop import CropBox, apply_crop, crop_box_for_person
-from pipeline.extract.decode import DecodeError, iter_frames, source_info, to_rgb
+from pipeline.extract.decode import DecodeError, iter_frames, read_image, source_info
 from pipeline.extract.person_box import DETECTOR_NAME, clip_person_box
 from pipeline.layout.background import background_plate
 from pipeline.layout.merge import merge_layout, merge_lookup
@@ -142,11 +140,10 @@ class Preprocessor:
         path = Path(path)
         if not path.is_file():
             raise RemotError(f"source image {path} does not exist")
-        check_image_pixels(path)  # from the header, before decoding
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise RemotError(f"source image {path} is not a readable image (PNG, JPEG, ...)")
-        rgb = to_rgb(raw)
+        try:
+            rgb = read_image(path, self.params.limits.max_pixels)  # measured from its header before decoding
+        except DecodeError as exc:
+            raise RemotError(f"source image: {exc}") from None
         cfg = self.params.extract
         box, _ = clip_person_box([rgb])
         if box is None:
@@ -182,7 +179,8 @@ class Preprocessor:
         path, info = self._open_driving(path)
         cfg = self.params.extract
         try:
-            frames = [frame for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames)]
+            frames = [frame for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames,
+                                                        self.params.limits.max_pixels)]
         except DecodeError as exc:
             raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
         self._require_length(path, len(frames))
@@ -223,7 +221,8 @@ class Preprocessor:
 
         def decoded() -> Iterator[np.ndarray]:
             try:
-                for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames):
+                for _, frame in iter_frames(path, False, info.native_fps, cfg.fps, cfg.max_frames,
+                                            self.params.limits.max_pixels):
                     yield frame
             except DecodeError as exc:
                 raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
@@ -270,14 +269,14 @@ class Preprocessor:
 
     # -------------------------------------------------------------------------------------------- helpers
 
-    @staticmethod
-    def _open_driving(path: Path | str) -> tuple[Path, Any]:
-        """``path`` and its container info, or :class:`DrivingVideoError` when it is missing or unreadable."""
+    def _open_driving(self, path: Path | str) -> tuple[Path, Any]:
+        """``path`` and its container info, or :class:`DrivingVideoError` when it is missing, unreadable or
+        declares frames over ``limits.max_pixels``."""
         path = Path(path)
         if not path.is_file():
             raise DrivingVideoError(f"driving video {path} does not exist")
         try:
-            return path, source_info(path, is_frame_folder=False)
+            return path, source_info(path, False, self.params.limits.max_pixels)
         except DecodeError as exc:
             raise DrivingVideoError(f"driving video {path} is unreadable: {exc}") from None
 

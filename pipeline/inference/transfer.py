@@ -5,7 +5,9 @@ driving video are prepared (``pipeline.inference.prepare``; the driving video st
 networks run frame by frame with temporal state (``pipeline.inference.generate.iter_generate``) and each frame is
 encoded as it comes, atomically (``pipeline.inference.video_io.write_mp4_stream``): on any error no output file
 appears, and memory does not grow with the driving video's length. ``--out`` is checked first of all: never an
-input, never an existing file without ``force``. The person is composed on the driving video's background plate;
+input (the source, the driving video, the checkpoint's files, the params file), never a file inside the folders
+the pipeline manages (data, models, metrics, plots, reports: :func:`managed_folders`), never an existing file
+without ``force``. The person is composed on the driving video's background plate;
 the output has the driving video's frame count and frame rate and the crop size (``extract.height x
 extract.width``), or three crops wide with ``side_by_side`` (source | driving | output).
 """
@@ -52,14 +54,32 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def check_output(out: Path | str, inputs: dict[str, Path | str], force: bool = False) -> Path:
+def managed_folders(params: Params, root: Path, checkpoint_root: Path) -> list[tuple[str, Path]]:
+    """Folders no ``--out`` may write into, even with ``--force``: the checkpoint being loaded, and the project's
+    DVC-managed outputs (data_root, train.out, metrics, plots, reports). A result written there would replace a
+    weights file or a stage output (which DVC would then report as changed, or silently put back)."""
+    root = Path(root)
+    return [("checkpoint folder", Path(checkpoint_root)), ("data folder", root / params.data_root),
+            ("models folder", root / params.train.out), ("models folder", root / "models"),
+            ("metrics folder", root / "metrics"), ("plots folder", root / "plots"), ("reports folder", root / "reports")]
+
+
+def check_output(out: Path | str, inputs: dict[str, Path | str], force: bool = False,
+                 protected: list[tuple[str, Path]] = ()) -> Path:
     """``out`` when writing it loses nothing: never one of ``inputs`` (name -> path, even with ``force``: the
-    input is read while the output is written), and an existing file only with ``force`` (and only a writable
-    one: a read-only file is the user's way of saying keep it)."""
+    input is read while the output is written), never inside one of ``protected`` ((name, folder), even with
+    ``force``), and an existing file only with ``force`` (and only a writable one: a read-only file is the user's
+    way of saying keep it)."""
     out = Path(out)
     for name, path in inputs.items():
         if _same_file(out, Path(path)):
             raise OutputRefused(f"--out {out} is the {name} input itself: write the result to another path")
+    # resolve() follows symlinks in the existing part of the path, so a link into a protected folder is caught
+    target = out.resolve()
+    for name, folder in protected:
+        if target.is_relative_to(Path(folder).resolve()):
+            raise OutputRefused(f"--out {out} is inside the {name} {folder}, which the pipeline manages "
+                                "(--force does not change that): write the result outside it")
     if out.is_dir():
         raise OutputRefused(f"--out {out} is a folder: give a file name ending in .mp4")
     if out.exists() or out.is_symlink():
@@ -73,13 +93,15 @@ def check_output(out: Path | str, inputs: dict[str, Path | str], force: bool = F
 
 def run_transfer(params: Params, root: Path | str, source: Path | str, driving: Path | str, out: Path | str,
                  checkpoint: Path | str | None = None, side_by_side_video: bool = False, device: str = "auto",
-                 progress: bool = True, force: bool = False) -> TransferResult:
+                 progress: bool = True, force: bool = False, params_file: Path | str | None = None) -> TransferResult:
     """Write ``out`` (mp4); see the module docstring. ``checkpoint`` defaults to ``<root>/<train.out>``.
-    ``out`` must not be an input, nor an existing file unless ``force`` (:func:`check_output`)."""
+    ``out`` must not be an input (``params_file`` included), nor inside :func:`managed_folders`, nor an existing
+    file unless ``force`` (:func:`check_output`)."""
     started = time.perf_counter()
-    check_output(out, {"source": source, "driving": driving}, force)
     root = Path(root)
     checkpoint_root = Path(checkpoint) if checkpoint is not None else root / params.train.out
+    inputs = {"source": source, "driving": driving, "params file": params_file or root / "params.yaml"}
+    check_output(out, inputs, force, managed_folders(params, root, checkpoint_root))
     nets = load_networks(checkpoint_root, model_config(params.model), choose_device(device))
     prep = Preprocessor.from_params(params, root)
     src = prep.source(source)

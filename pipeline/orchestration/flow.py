@@ -7,7 +7,7 @@ its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), n
 configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
 final losses and a markdown artifact with the sample grid (PNG, embedded as base64, and its path).
 
-    python -m pipeline.orchestration.flow run   [--params params.yaml]   # in-process, no server (`make train`)
+    python -m pipeline.orchestration.flow run   [--params params.yaml]   # in-process (`make train`)
     python -m pipeline.orchestration.flow serve [--params params.yaml]   # serve deployment remot/train (`make serve`)
 
 The flow takes **no run parameters**: the params file is fixed by whoever starts ``run``/``serve`` (``--params``,
@@ -29,7 +29,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipeline.core.errors import RemotError
 from pipeline.core.params import load_params
-from pipeline.stage.prefect_server import patient_temporary_server
+from pipeline.stage.prefect_server import private_temporary_server
 
 
 def _retry_on_io_error(task_obj, task_run, state) -> bool:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         remot.serve(name="train")
         return 0
     try:
-        with patient_temporary_server():
+        with private_temporary_server():
             remot()
         return 0
     except RemotError as exc:

@@ -27,8 +27,9 @@ give the same stream):
 Sources: a shard directory (``<dir>/<split>/*.tar`` is globbed, so temporaries of a killed writer, which never end
 in ``.tar``, are never read), or explicit URLs: local paths, ``file:/path`` or a brace pattern. URLs that
 ``webdataset.gopen`` opens by running a command (``pipe:``, http(s), s3, gs, ...) are refused unless
-``allow_shell_urls=True`` (``train.allow_shell_urls``): a shard list must never run code by default. Every sample's
-declared sizes are checked against caps and its PNG headers / npy headers before anything is decoded.
+``allow_shell_urls=True`` (``train.allow_shell_urls``): a shard list must never run code by default. Every tar
+member's declared size is capped before it is read, every sample's members against its declared geometry before it
+enters the shuffle buffer, and its PNG / npy headers before anything is decoded.
 """
 from __future__ import annotations
 
@@ -173,8 +174,19 @@ MAX_WINDOW = 256           # frames per sample
 MAX_SAMPLE_PIXELS = 1 << 26  # T * H * W over a sample's stacked strip (64 Mpx, ~200 MB as RGB)
 
 
+# A tar header declares its member's size, and a 10 KB tar can declare a 2 GiB (sparse) member: every member's
+# declared size is checked before it is read, and every assembled sample against what its meta.json geometry
+# needs before it enters the shuffle buffer (``train.shuffle_buffer`` raw samples are held at once).
+MAX_MEMBER_BYTES = 4 * MAX_SAMPLE_PIXELS + (1 << 20)  # the int16 flow of the largest sample the loader accepts
+MAX_META_BYTES = 1 << 20
+
+
 class UnsafeShardURL(RemotError, ValueError):
     """A shard URL that webdataset would open by running a shell command, without the opt-in."""
+
+
+class BadShard(RemotError, ValueError):
+    """A shard member that is larger than any sample within the loader's limits needs, or not a shard field."""
 
 
 def url_scheme(url: str) -> str:
@@ -259,6 +271,74 @@ def sample_geometry(meta: dict[str, Any], key: str) -> tuple[int, int, int]:
     return t, height, width
 
 
+def member_bytes_limit(field: str, t: int, height: int, width: int) -> int | None:
+    """The most bytes member ``field`` of a T x H x W sample can hold (None: not a field of this format): its raw
+    pixels or numbers, plus what PNG or gzip add to incompressible data (a filter byte per row, block and chunk
+    headers: well under 1/64) and a header allowance."""
+    strip, plane = t * height * width, height * width
+    raw = {schema.FRAMES: 3 * strip, schema.LAYOUTS: strip, schema.VALID: strip, schema.FLOW: 2 * 2 * strip,
+           schema.BACKGROUND: 3 * plane, schema.SOURCE: 3 * plane, schema.SOURCE_LAYOUT: plane,
+           schema.POSE: t * 25 * 3 * 8, schema.SOURCE_POSE: 25 * 3 * 8, schema.META: MAX_META_BYTES}.get(field)
+    return None if raw is None else raw + raw // 64 + t * height + (64 << 10)
+
+
+def tar_files(shards: Iterator[dict[str, str]]) -> Iterator[dict[str, Any]]:
+    """``webdataset``'s stream of tar members (``fname``, ``data``, ``__url__``; ``{}`` after each shard), with
+    every member's declared size checked against :data:`MAX_MEMBER_BYTES` before a byte of it is read."""
+    import tarfile
+
+    for shard in shards:
+        url = shard["url"]
+        stream = wds.gopen(url)  # the URLs were checked by check_shard_urls when the dataset was made
+        try:
+            with tarfile.open(fileobj=stream, mode="r|*") as archive:
+                for member in archive:
+                    if not member.isreg() or member.name.startswith("__"):  # webdataset's own metadata
+                        continue
+                    if member.size > MAX_MEMBER_BYTES:
+                        raise BadShard(f"{url}: member {member.name} declares {member.size:,} bytes, more than the "
+                                       f"{MAX_MEMBER_BYTES:,} any shard member may hold (a damaged or crafted "
+                                       "shard): rebuild it with `dvc repro shards`, or remove it")
+                    yield {"fname": member.name, "data": archive.extractfile(member).read(), "__url__": url}
+                    archive.members = []  # a stream of any length keeps no member list
+        finally:
+            stream.close()
+        yield {}  # end of shard: no sample spans two shards
+
+
+def admit_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """``sample`` (raw bytes per field) when its format and declared geometry are within the loader's limits and
+    each member holds no more than that geometry needs; else an error naming the shard and member. Runs before
+    the sample enters the shuffle buffer."""
+    key, url = sample["__key__"], sample.get("__url__")
+    try:
+        meta = json.loads(sample[schema.META])
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except KeyError:
+        raise BadShard(f"{url}: sample {key} has no {schema.META} member") from None
+    except ValueError as exc:
+        raise BadShard(f"{url}: member {key}.{schema.META} is not a JSON object ({exc})") from None
+    schema.check_format(meta, key, url)
+    t, height, width = sample_geometry(meta, key)
+    for field, data in sample.items():
+        if field.startswith("__"):
+            continue
+        limit = member_bytes_limit(field, t, height, width)
+        if limit is None:
+            raise BadShard(f"{url}: member {key}.{field} is not a field of shard format {schema.FORMAT_VERSION} "
+                           f"({', '.join(schema.FIELDS)})")
+        if len(data) > limit:
+            raise BadShard(f"{url}: member {key}.{field} holds {len(data):,} bytes, more than the {limit:,} a "
+                           f"{t} x {height} x {width} sample needs (a damaged or crafted shard)")
+    return sample
+
+
+def tar_samples(shards: Iterator[dict[str, str]]) -> Iterator[dict[str, Any]]:
+    """Raw samples of ``shards``, each admitted (:func:`admit_sample`) as soon as it is complete."""
+    return map(admit_sample, wds.tariterators.group_by_keys(tar_files(shards)))
+
+
 # ----------------------------------------------------------------------------------------------- dataset
 
 
@@ -281,7 +361,7 @@ def _interleave(shards: Iterator[dict[str, str]], width: int, rng: random.Random
     buffer alone holds one or two videos' consecutive windows until it has filled."""
     def open_next() -> Iterator[dict[str, Any]] | None:
         shard = next(shards, None)
-        return None if shard is None else iter(wds.tariterators.tarfile_samples(iter([shard])))
+        return None if shard is None else tar_samples(iter([shard]))
 
     streams = [s for s in (open_next() for _ in range(width)) if s is not None]
     while streams:
@@ -348,7 +428,7 @@ class WindowDataset(IterableDataset):
             mix = random.Random(derive_seed("interleave", self.seed, self.epoch, rank, worker))
             samples = _interleave(iter(shards), INTERLEAVED_SHARDS, mix)
         else:
-            samples = wds.tariterators.tarfile_samples(shards)
+            samples = tar_samples(shards)
         if self.shuffle_buffer > 1:
             rng = random.Random(derive_seed("samples", self.seed, self.epoch, rank, worker))
             samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)

@@ -10,8 +10,13 @@
   both cores of a small machine on stages whose work is single-threaded;
 * ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
   single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
-  temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it;
-* ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tcp://host:8786``).
+  temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it, and
+  without any HTTP server (``pipeline/stage/dask_cluster.py``);
+* ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tls://host:8786``; a
+  plain ``tcp://`` address only with ``preprocess.allow_insecure_dask``).
+
+Both flows report to a private Prefect API server (``pipeline/stage/prefect_server.py``): its own database, a
+random password, loopback only.
 
 Work functions must be picklable (module-level functions, ``functools.partial`` of them), and every failure is
 returned as a value rather than raised, so one bad video never fails the flow.
@@ -107,14 +112,16 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
-    if executor == "dask":  # the params schema guarantees an address
+    if executor == "dask":  # the params schema guarantees an address, tls:// unless allow_insecure_dask
         runner = DaskTaskRunner(address=engine.dask_address)
     else:
+        from pipeline.stage.dask_cluster import local_tls_cluster
+
         # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
         security = local_cluster_security()
-        runner = DaskTaskRunner(cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
-                                                "processes": True, "dashboard_address": None,
-                                                "protocol": "tls://", "security": security},
+        runner = DaskTaskRunner(cluster_class=local_tls_cluster,
+                                cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
+                                                "security": security},
                                 client_kwargs={"security": security})
 
     @task(name=f"{name}-video")
@@ -126,9 +133,9 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         futures = [one.submit(item) for item in items]
         return [done(i, future.result()) for i, future in enumerate(futures)]
 
-    from pipeline.stage.prefect_server import patient_temporary_server
+    from pipeline.stage.prefect_server import private_temporary_server
 
-    with patient_temporary_server():
+    with private_temporary_server():
         return fan_out()
 
 
