@@ -319,8 +319,6 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
 
 def section_fingerprint(*sections: BaseModel) -> str:
     """Stable hash of parameter sections: outputs made under other values are redone."""
-    import hashlib
-    import json
+    from pipeline.core.hashing import fingerprint
 
-    blob = json.dumps([s.model_dump(mode="json") for s in sections], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return fingerprint([s.model_dump(mode="json") for s in sections])

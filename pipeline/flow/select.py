@@ -1,6 +1,7 @@
 """Pick a flow backend, compute per-video flow targets, and store them.
 
-Stored targets (``VideoArtifacts.flow_file``, one ``.npz`` per video):
+Stored targets (``VideoArtifacts.flow_file``, one ``.npz`` per video; the field names are
+``pipeline.core.artifacts.FLOW_FILE_FIELDS``):
 
 * ``flow``  float16 (T, 2, H, W): flow t -> t-1 in pixels, channel 0 = dx, 1 = dy; frame t-1 sampled at
   x + flow_t(x) matches frame t(x). Frame 0 has no predecessor and is all zeros.
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.artifacts import BACKEND_FIELD, FLOW_FIELD, FLOW_FILE_FIELDS, VALID_FIELD
 from pipeline.core.atomic import TEMP_PREFIX
 from pipeline.core.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
@@ -147,9 +149,8 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
         with handle:
             savez_deflated(
                 handle, FLOW_DEFLATE_LEVEL,
-                flow=flow.astype(np.float16),
-                valid=valid.astype(np.uint8),
-                backend=np.array(backend_name, dtype=np.str_),
+                **{FLOW_FIELD: flow.astype(np.float16), VALID_FIELD: valid.astype(np.uint8),
+                   BACKEND_FIELD: np.array(backend_name, dtype=np.str_)},
             )
             handle.flush()
             atomic.set_mode_like(handle.fileno(), path)  # NamedTemporaryFile makes 0600; follow the umask
@@ -167,7 +168,7 @@ def load_flow_npz(path: Path | str) -> tuple[np.ndarray, np.ndarray, str]:
     """
     path = Path(path)
     with np.load(path, allow_pickle=False) as data:
-        missing = {"flow", "valid", "backend"} - set(data.files)
+        missing = set(FLOW_FILE_FIELDS) - set(data.files)
         if missing:
             raise ValueError(f"{path}: not a flow file, missing {sorted(missing)}; recompute it with the flow stage")
-        return data["flow"], data["valid"], str(data["backend"])
+        return data[FLOW_FIELD], data[VALID_FIELD], str(data[BACKEND_FIELD])
