@@ -101,6 +101,8 @@ class ParseParams(Section):
     # One folder per network under models/pretrained/: each is a DVC dependency of exactly the stages it changes.
     schp_weights: str = "models/pretrained/schp/exp-schp-201908301523-atr.pth"
     schp_dataset: Literal["atr", "lip"] = "atr"
+    schp_flip: bool = Field(True, description="average SCHP's mirrored pass (its evaluate.py --flip; twice the "
+                            "time); false = its simple_extractor.py, the official inference script, with one pass")
 
 
 class MergeParams(Section):
