@@ -122,6 +122,9 @@ class FlowParams(Section):
         "auto", description="auto = FlowNet2 when its weights file exists, else DIS (recorded); flownet2/raft "
                             "named explicitly fail without their weights")
     flownet2_weights: str = "models/pretrained/flownet2/FlowNet2_checkpoint.pth.tar"
+    flownet2_fit: Literal["pad", "crop"] = Field(
+        "pad", description="how frames reach FlowNet2's multiples of 64: pad (edge-replicate, every pixel gets a "
+        "flow) | crop (the official main.py: centre crop; outside it flow 0, marked invalid)")
     raft_weights: str = "models/pretrained/raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
     dis_preset: Literal["ultrafast", "fast", "medium"] = "medium"
 
