@@ -82,22 +82,20 @@ class VGG19Features(nn.Module):
             vgg = torchvision.models.vgg19(weights=None)
         self.features = vgg.features[:SLICE_ENDS[-1]]
         self.convention = convention
-        if convention == "torchvision":  # ((x + 1) / 2 - mean) / std
-            std, mean = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
-            scale, shift = 0.5 / std, (0.5 - mean) / std
-            self.feature_scale = 1.0
-        else:  # BGR (the channels flipped), 127.5 * (x + 1) - mean pixel
-            scale, shift = torch.full((3,), 127.5), 127.5 - torch.tensor(CAFFE_MEAN_BGR)
-            self.feature_scale = 1.0 / CAFFE_FEATURE_SCALE
-        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # Caffe: BGR (the channels flipped), 127.5 * (x + 1) - mean pixel
+        self.register_buffer("scale", torch.full((1, 3, 1, 1), 127.5), persistent=False)
+        self.register_buffer("shift", (127.5 - torch.tensor(CAFFE_MEAN_BGR)).view(1, 3, 1, 1), persistent=False)
+        self.feature_scale = 1.0 if convention == "torchvision" else 1.0 / CAFFE_FEATURE_SCALE
         self.requires_grad_(False)
         self.eval()
 
     def to_network_input(self, image: torch.Tensor) -> torch.Tensor:
         """RGB in [-1, 1] -> what the weights were trained on (see ``convention``)."""
-        x = image.flip(1) if self.convention == "caffe" else image
-        return x * self.scale + self.shift
+        if self.convention == "torchvision":  # written as before the move: the same floats, the same runs
+            return ((image + 1.0) / 2.0 - self.mean) / self.std
+        return image.flip(1) * self.scale + self.shift
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         x, outputs, start = self.to_network_input(image), [], 0
