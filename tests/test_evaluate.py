@@ -25,7 +25,7 @@ from pipeline.inference.video_io import read_video
 from pipeline.metrics.image import mask_psnr, mask_ssim, ssim
 from pipeline.metrics.tcm import tcm
 from pipeline.pretrained import weights as wf
-from pipeline.pretrained.lpips import JAX_FILES
+from pipeline.pretrained.lpips_network import JAX_FILES
 from pipeline.shards.writer import collect_video
 from remot_models.config import ModelConfig
 from tests.test_shards import fabricate_video

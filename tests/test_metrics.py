@@ -18,7 +18,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
 import pipeline.pretrained.fid_inception as fid_module
-import pipeline.pretrained.lpips as lpips_network
+import pipeline.pretrained.lpips_network as lpips_network
 import pipeline.pretrained.weights as wf
 from pipeline.core.errors import BadCheckpoint
 from pipeline.flow.dis import DisFlowBackend
@@ -28,7 +28,7 @@ from pipeline.metrics.image import apply_person_mask, mask_psnr, mask_ssim, psnr
 from pipeline.metrics.lpips import LPIPS, load_lpips
 from pipeline.pretrained.fid_inception import (FID_WEIGHTS_FILE, TORCHVISION_FILE, build_fid_inception,
                                                build_torchvision_inception)
-from pipeline.pretrained.lpips import NETS, NumpyOnlyUnpickler, read_numpy_pickle
+from pipeline.pretrained.lpips_network import NETS, NumpyOnlyUnpickler, read_numpy_pickle
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import real_video_flow, tcm
 

@@ -26,7 +26,8 @@ class FlowSpec:
 @lru_cache(maxsize=4)
 def flow_backend(spec: FlowSpec) -> tuple[FlowBackend, tuple[str, ...]]:
     """The backend and its notes, built once per process (a FlowNet2 checkpoint is loaded once)."""
-    backend, notes = make_flow_backend(spec.name, spec.weights, spec.dis_preset, flownet2_fit=spec.flownet2_fit)
+    backend, notes = make_flow_backend(spec.name, spec.weights, spec.dis_preset,
+                                       flownet2_fit=spec.flownet2_fit)
     return backend, tuple(notes)
 
 

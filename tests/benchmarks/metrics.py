@@ -48,7 +48,7 @@ def run(quick: bool = True) -> list[dict]:
     from pipeline.metrics.fid import frechet_distance
     from pipeline.metrics.image import mask_ssim, psnr, ssim
     from pipeline.pretrained.fid_inception import InceptionFeatures, build_fid_inception
-    from pipeline.pretrained.lpips import LPIPS, LinLayers, NETS, build_backbone
+    from pipeline.pretrained.lpips_network import LPIPS, LinLayers, NETS, build_backbone
     from pipeline.metrics.tcm import real_video_flow, tcm
 
     repeats = 3 if quick else 20
