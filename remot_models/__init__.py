@@ -19,7 +19,6 @@ _EXPORTS = {
     "remot_models.discriminators": ("FaceDiscriminator", "MultiscaleDiscriminator", "face_boxes"),
     "remot_models.gam": ("GlobalAlignment", "align_boxes", "mask_boxes"),
     "remot_models.layout_gan": ("LayoutGenerator", "LayoutOutput"),
-    "remot_models.losses": ("VGG19Features",),
     "remot_models.region_gan": ("RegionGenerator", "RegionOutput"),
     "remot_models.tam": ("TextureAlignment", "fused_tam", "naive_tam"),
     "remot_models.wcn": ("CompositionOutput", "WholeCompositionNetwork"),
@@ -43,7 +42,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 __all__ = [
     "BACKGROUND", "NUM_PERSON_REGIONS", "NUM_REGIONS", "REGIONS", "PROFILES", "ModelConfig",
     "CompositionOutput", "FaceDiscriminator", "GlobalAlignment", "LayoutGenerator", "LayoutOutput",
-    "MultiscaleDiscriminator", "RegionGenerator", "RegionOutput", "TextureAlignment", "VGG19Features",
+    "MultiscaleDiscriminator", "RegionGenerator", "RegionOutput", "TextureAlignment",
     "WholeCompositionNetwork", "align_boxes", "count_parameters", "face_boxes", "flow_warp", "fused_tam",
     "mask_boxes", "naive_tam",
 ]

@@ -1,9 +1,9 @@
 """REMOT training losses (paper 3.1, eq. 6-10; temporal terms from vid2vid).
 
 * :func:`reconstruction_loss` - eq. 6, mean L1 in pixel space.
-* :class:`VGG19Features` + :func:`perceptual_loss` - eq. 7: L1 between VGG19 activations (content) and between
-  their Gram matrices (style) at relu1_1 .. relu5_1. The weights come from ``pipeline.pretrained.vgg19``
-  (official torchvision ImageNet checkpoint, or an announced random init); this module does no I/O.
+* :func:`perceptual_loss` - eq. 7: L1 between the activations of a frozen feature network (content) and between
+  their Gram matrices (style). The network is an argument: any module mapping images in [-1, 1] to a list of
+  feature maps (the pipeline passes VGG19's relu1_1 .. relu5_1); this package holds no pretrained network.
 * :func:`discriminator_loss`, :func:`generator_adversarial_loss` - eq. 8-10 with the objective chosen in
   ``ModelConfig.gan_objective``: ``vanilla`` is eq. 8/10's log-likelihood (non-saturating for G, BCE on
   logits), ``lsgan`` the pix2pixHD / vid2vid default, ``hinge`` the hinge loss. Summed over the scales k.
@@ -20,46 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from remot_models.blocks import flow_warp
-
-# relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 are outputs of torchvision vgg19().features[1, 6, 11, 20, 29]
-VGG19_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-_VGG19_SLICE_ENDS: tuple[int, ...] = (2, 7, 12, 21, 30)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class VGG19Features(nn.Module):
-    """Frozen VGG19 trunk returning [relu1_1, relu2_1, relu3_1, relu4_1, relu5_1] activations.
-
-    ``vgg``: a ``torchvision.models.vgg19`` (its first 30 ``features`` layers are kept, so this module's
-    state-dict keys are ``features.0.weight`` ... ``features.28.bias`` exactly as in torchvision); ``None``
-    builds an untrained ``vgg19(weights=None)`` from the caller's RNG. Use ``pipeline.pretrained.vgg19`` to get
-    the ImageNet weights. ``forward`` takes images in [-1, 1], (B, 3, H, W), and applies ImageNet
-    normalisation itself. Parameters are frozen and the module stays usable in train mode (VGG19 has no
-    dropout or batch norm in ``features``).
-    """
-
-    def __init__(self, vgg: nn.Module | None = None):
-        super().__init__()
-        if vgg is None:
-            vgg = torchvision.models.vgg19(weights=None)
-        self.features = vgg.features[:_VGG19_SLICE_ENDS[-1]]
-        self.requires_grad_(False)
-        self.eval()
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        x = ((image + 1.0) / 2.0 - self.mean) / self.std
-        outputs, start = [], 0
-        for end in _VGG19_SLICE_ENDS:
-            x = self.features[start:end](x)
-            outputs.append(x)
-            start = end
-        return outputs
 
 
 def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -87,7 +49,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-def perceptual_loss(vgg: VGG19Features, fake: torch.Tensor, real: torch.Tensor,
+def perceptual_loss(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor,
                     layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
     """Eq. 7 on images in [-1, 1]: ``{"content": sum_j w_j |phi_j(fake) - phi_j(real)|_1,
     "style": sum_j w_j |G_j(fake) - G_j(real)|_1}`` (scalars; L1 = mean absolute error).

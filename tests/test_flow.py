@@ -2,6 +2,8 @@
 FlowNet2 layers and checkpoint loading, RAFT loading, backend selection/fallback and the npz format."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import time
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import torch
 from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from pipeline.flow.base import consistency_mask, warp_image
 from pipeline.flow.dis import DisFlowBackend
-from pipeline.flow.flownet2 import FLOWNET2_FILE, load_flownet2
+from pipeline.core.params import validate_params
+from pipeline.flow.flownet2_backend import FlowNet2Backend, center_crop_box
 from pipeline.flow.select import compute_video_flow, load_flow_npz, make_flow_backend, save_flow_npz
-from pipeline.pretrained.flownet2 import Correlation, FlowNet2, Resample2d
+from pipeline.pretrained import raft as raft_weights
+from pipeline.pretrained.flownet2 import FLOWNET2_FILE, Correlation, FlowNet2, Resample2d, load_flownet2
 
 torch.set_num_threads(1)
 
@@ -180,6 +184,8 @@ def flownet2_backend(random_flownet2_checkpoint):
 def test_flownet2_checkpoint_loads_strictly_and_runs(random_flownet2_checkpoint, flownet2_backend):
     assert flownet2_backend.name == "flownet2"
     assert flownet2_backend.info["weights"] == str(random_flownet2_checkpoint)
+    # NVIDIA publishes no digest: the file's sha256 is recorded
+    assert flownet2_backend.info["sha256"] == hashlib.sha256(random_flownet2_checkpoint.read_bytes()).hexdigest()
     saved = torch.load(random_flownet2_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     loaded = flownet2_backend.model.state_dict()
     for key in ("flownetc.conv1.0.weight", "flownetfusion.predict_flow0.bias"):
@@ -196,6 +202,32 @@ def test_flownet2_checkpoint_loads_strictly_and_runs(random_flownet2_checkpoint,
 def test_flownet2_pads_sizes_that_are_not_multiples_of_64(flownet2_backend):
     flow = flownet2_backend.compute(*shifted_pair(1.0, 1.0, height=70, width=90))
     assert flow.shape == (70, 90, 2) and np.isfinite(flow).all()
+    assert flownet2_backend.coverage(70, 90) is None  # pad (the default): every pixel has a flow
+
+
+def test_flownet2_crop_is_the_official_centre_crop_and_marks_the_rest_invalid(flownet2_backend):
+    """flow.flownet2_fit: crop = NVIDIA's main.py (StaticCenterCrop to the largest multiples of 64)."""
+    assert validate_params({}).flow.flownet2_fit == "pad"
+    with pytest.raises(Exception, match="flownet2_fit"):
+        validate_params({"flow": {"flownet2_fit": "resize"}})
+    assert center_crop_box(150, 100) == (slice(11, 139), slice(18, 82))  # (150-128)//2, (100-64)//2
+    cropped = FlowNet2Backend(flownet2_backend.model, fit="crop", weights_path=Path(FLOWNET2_FILE))
+    assert cropped.name == "flownet2-crop" and cropped.info["fit"] == "crop to multiples of 64"
+    current, previous = shifted_pair(1.0, 1.0, height=150, width=100)
+    flow = cropped.compute(current, previous)
+    rows, cols = center_crop_box(150, 100)
+    inside = np.zeros((150, 100), bool)
+    inside[rows, cols] = True
+    assert flow.shape == (150, 100, 2) and (flow[~inside] == 0).all()
+    # the crop's flow is the network's on the cropped frames, exactly what main.py feeds it
+    direct = FlowNet2Backend(flownet2_backend.model).compute(current[rows, cols], previous[rows, cols])
+    np.testing.assert_array_equal(flow[rows, cols], direct)
+    _, valid = compute_video_flow([previous, current], cropped)
+    assert not valid[1, 0][~inside].any()
+    assert np.array_equal(cropped.coverage(150, 100), inside)
+    # where the sides are multiples of 64 the two fits agree
+    frames = shifted_pair(1.0, 1.0, height=128, width=64)
+    np.testing.assert_array_equal(cropped.compute(*frames), FlowNet2Backend(flownet2_backend.model).compute(*frames))
 
 
 def cheap_flownet2_state() -> dict[str, torch.Tensor]:
@@ -229,7 +261,7 @@ def test_missing_flownet2_weights_fall_back_to_dis(tmp_path):
     with pytest.raises(WeightsNotFound) as missing:
         load_flownet2(tmp_path)
     message = str(missing.value)
-    assert FLOWNET2_FILE in message and "NVIDIA/flownet2-pytorch" in message and "DIS" in message
+    assert FLOWNET2_FILE in message and "NVIDIA/flownet2-pytorch" in message
 
     with pytest.warns(UserWarning, match=FLOWNET2_FILE):
         backend, notes = make_flow_backend("auto", tmp_path, dis_preset="fast")
@@ -250,7 +282,7 @@ def test_missing_flownet2_weights_fall_back_to_dis(tmp_path):
 def test_raft_small_weights_load_and_run(tmp_path, monkeypatch):
     from torchvision.models.optical_flow import raft_small
 
-    from pipeline.flow.raft import load_raft
+    from pipeline.pretrained.raft import load_raft
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # only tmp_path may provide weights
     with pytest.raises(WeightsNotFound, match="raft_large_C_T_SKHT_V2-ff5fadd5.pth"):
@@ -259,6 +291,12 @@ def test_raft_small_weights_load_and_run(tmp_path, monkeypatch):
     torch.manual_seed(0)
     saved = raft_small(weights=None, progress=False).state_dict()
     torch.save(saved, tmp_path / "raft_small_C_T_V2-01064c6d.pth")
+    with pytest.raises(BadCheckpoint, match="01064c6d"):  # random weights are not torchvision's file
+        make_flow_backend("raft", tmp_path)
+    name = "raft_small_C_T_V2-01064c6d.pth"
+    digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    monkeypatch.setitem(raft_weights.RAFT_WEIGHTS, name, dataclasses.replace(raft_weights.RAFT_WEIGHTS[name],
+                                                                             sha256=digest[:8]))
     backend, _ = make_flow_backend("raft", tmp_path)
     assert backend.name == "raft-small"
     for key in list(saved)[:3]:

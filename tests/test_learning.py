@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.pretrained.vgg19 import VGG19Features
 from pipeline.training.data import ResumableWindows, epoch_batches, training_urls
 from pipeline.training.steps import build_steps, person_of, to_device
 from remot_models import ModelConfig
-from remot_models.losses import VGG19Features, masked_l1
+from remot_models.losses import masked_l1
 from tests.test_train import tiny_shards  # noqa: F401 (fixture)
 
 STEPS = {"layout": 40, "region": 40, "wcn": 40}

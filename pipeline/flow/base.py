@@ -29,6 +29,11 @@ class FlowBackend(ABC):
         Returns float32 (H, W, 2), (dx, dy) in pixels on the target grid: reference(x + flow(x)) ~ target(x).
         """
 
+    def coverage(self, height: int, width: int) -> np.ndarray | None:
+        """The pixels of an H x W frame that ``compute`` estimates flow for (bool (H, W)), or None for all of them.
+        Pixels outside are marked invalid in the stored validity mask (FlowNet2's official centre crop)."""
+        return None
+
 
 def check_image_pair(target_rgb: np.ndarray, reference_rgb: np.ndarray) -> None:
     """Raise ValueError unless both images are H x W x 3 uint8 of the same size."""

@@ -1,6 +1,7 @@
 """Pick a flow backend, compute per-video flow targets, and store them.
 
-Stored targets (``VideoArtifacts.flow_file``, one ``.npz`` per video):
+Stored targets (``VideoArtifacts.flow_file``, one ``.npz`` per video; the field names are
+``pipeline.core.artifacts.FLOW_FILE_FIELDS``):
 
 * ``flow``  float16 (T, 2, H, W): flow t -> t-1 in pixels, channel 0 = dx, 1 = dy; frame t-1 sampled at
   x + flow_t(x) matches frame t(x). Frame 0 has no predecessor and is all zeros.
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.artifacts import BACKEND_FIELD, FLOW_FIELD, FLOW_FILE_FIELDS, VALID_FIELD
 from pipeline.core.atomic import TEMP_PREFIX
 from pipeline.core.errors import WeightsNotFound
 from pipeline.flow.base import FlowBackend, consistency_mask
@@ -36,11 +38,13 @@ def make_flow_backend(
     weights: Path | str | None = None,
     dis_preset: str = "medium",
     device: str = "cpu",
+    flownet2_fit: str = "pad",
 ) -> tuple[FlowBackend, list[str]]:
     """The requested flow backend; ``auto`` = FlowNet2 when its weights file is there, else OpenCV DIS.
 
     ``weights`` is the checkpoint file or a folder holding it (FlowNet2: ``FlowNet2_checkpoint.pth.tar``;
-    RAFT: a torchvision ``raft_*.pth``, also looked for in the torch hub cache). Only ``auto`` falls back: it
+    RAFT: a torchvision ``raft_*.pth``, also looked for in the torch hub cache); ``flownet2_fit`` is ``pad`` or
+    ``crop`` (``pipeline.flow.flownet2_backend``). Only ``auto`` falls back: it
     warns loudly (``warnings.warn`` and the log) naming the missing file, and says so in the notes. A backend
     named explicitly (``flownet2``, ``raft``) whose weights file is missing raises ``WeightsNotFound`` (the
     stage prints it on one line, exit 2): asking for FlowNet2 and silently getting DIS would hide the problem.
@@ -57,11 +61,11 @@ def make_flow_backend(
     name = "flownet2" if name == "auto" else name
     try:
         if name == "flownet2":
-            from pipeline.flow.flownet2 import FlowNet2Backend
+            from pipeline.flow.flownet2_backend import FlowNet2Backend
 
-            backend = FlowNet2Backend.from_checkpoint(weights, device)
+            backend = FlowNet2Backend.from_checkpoint(weights, device, fit=flownet2_fit)
         else:
-            from pipeline.flow.raft import RaftBackend
+            from pipeline.flow.raft_backend import RaftBackend
 
             backend = RaftBackend.from_weights(weights, device)
     except WeightsNotFound as missing:
@@ -93,19 +97,26 @@ def compute_video_flow(frames: list[np.ndarray], backend: FlowBackend) -> tuple[
     height, width = shape[:2]
     flow = np.zeros((len(frames), 2, height, width), dtype=np.float16)
     valid = np.zeros((len(frames), 1, height, width), dtype=np.uint8)
+    covered = backend.coverage(height, width)
     for t in range(1, len(frames)):
         to_previous = backend.compute(frames[t], frames[t - 1])
         from_previous = backend.compute(frames[t - 1], frames[t])
         flow[t] = to_previous.transpose(2, 0, 1)
-        valid[t, 0] = consistency_mask(to_previous, from_previous)
+        valid[t, 0] = _valid(to_previous, from_previous, covered)
     return flow, valid
+
+
+def _valid(to_previous: np.ndarray, from_previous: np.ndarray, covered: np.ndarray | None) -> np.ndarray:
+    """The forward-backward check, and nothing valid where the backend computed no flow (its ``coverage``)."""
+    mask = consistency_mask(to_previous, from_previous)
+    return mask if covered is None else mask * covered
 
 
 def compute_video_flow_stream(frames: Iterable[np.ndarray], n_frames: int,
                               backend: FlowBackend) -> tuple[np.ndarray, np.ndarray]:
     """:func:`compute_video_flow` over frames that arrive one at a time (read from disk as needed): only the
     current pair is held, besides the output arrays. Same results; ``n_frames`` sizes the outputs."""
-    flow = valid = None
+    flow = valid = covered = None
     previous, shape, count = None, None, 0
     for index, frame in enumerate(frames):
         if shape is None:
@@ -114,6 +125,7 @@ def compute_video_flow_stream(frames: Iterable[np.ndarray], n_frames: int,
                 raise ValueError(f"frame 0: expected uint8 RGB, got {frame.dtype} {frame.shape}")
             flow = np.zeros((n_frames, 2, *shape[:2]), dtype=np.float16)
             valid = np.zeros((n_frames, 1, *shape[:2]), dtype=np.uint8)
+            covered = backend.coverage(*shape[:2])
         elif frame.shape != shape or frame.dtype != np.uint8:
             raise ValueError(f"frame {index}: expected uint8 {shape} RGB like frame 0, got {frame.dtype} {frame.shape}")
         if index >= n_frames:
@@ -122,7 +134,7 @@ def compute_video_flow_stream(frames: Iterable[np.ndarray], n_frames: int,
             to_previous = backend.compute(frame, previous)
             from_previous = backend.compute(previous, frame)
             flow[index] = to_previous.transpose(2, 0, 1)
-            valid[index, 0] = consistency_mask(to_previous, from_previous)
+            valid[index, 0] = _valid(to_previous, from_previous, covered)
         previous, count = frame, index + 1
     if count != n_frames or flow is None:
         raise ValueError(f"compute_video_flow_stream: got {count} frames, expected {n_frames}")
@@ -147,9 +159,8 @@ def save_flow_npz(path: Path | str, flow: np.ndarray, valid: np.ndarray, backend
         with handle:
             savez_deflated(
                 handle, FLOW_DEFLATE_LEVEL,
-                flow=flow.astype(np.float16),
-                valid=valid.astype(np.uint8),
-                backend=np.array(backend_name, dtype=np.str_),
+                **{FLOW_FIELD: flow.astype(np.float16), VALID_FIELD: valid.astype(np.uint8),
+                   BACKEND_FIELD: np.array(backend_name, dtype=np.str_)},
             )
             handle.flush()
             atomic.set_mode_like(handle.fileno(), path)  # NamedTemporaryFile makes 0600; follow the umask
@@ -167,7 +178,7 @@ def load_flow_npz(path: Path | str) -> tuple[np.ndarray, np.ndarray, str]:
     """
     path = Path(path)
     with np.load(path, allow_pickle=False) as data:
-        missing = {"flow", "valid", "backend"} - set(data.files)
+        missing = set(FLOW_FILE_FIELDS) - set(data.files)
         if missing:
             raise ValueError(f"{path}: not a flow file, missing {sorted(missing)}; recompute it with the flow stage")
-        return data["flow"], data["valid"], str(data["backend"])
+        return data[FLOW_FIELD], data[VALID_FIELD], str(data[BACKEND_FIELD])

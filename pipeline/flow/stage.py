@@ -20,12 +20,14 @@ class FlowSpec:
     name: str
     weights: Path | None
     dis_preset: str
+    flownet2_fit: str = "pad"
 
 
 @lru_cache(maxsize=4)
 def flow_backend(spec: FlowSpec) -> tuple[FlowBackend, tuple[str, ...]]:
     """The backend and its notes, built once per process (a FlowNet2 checkpoint is loaded once)."""
-    backend, notes = make_flow_backend(spec.name, spec.weights, spec.dis_preset)
+    backend, notes = make_flow_backend(spec.name, spec.weights, spec.dis_preset,
+                                       flownet2_fit=spec.flownet2_fit)
     return backend, tuple(notes)
 
 
@@ -41,7 +43,7 @@ def flow_video(video: VideoArtifacts, meta: dict, spec: FlowSpec) -> dict:
 def body(ctx: StageContext) -> str:
     cfg = ctx.params.flow
     weights = {"auto": cfg.flownet2_weights, "flownet2": cfg.flownet2_weights, "raft": cfg.raft_weights}.get(cfg.backend)
-    spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset)
+    spec = FlowSpec(cfg.backend, ctx.root / weights if weights else None, cfg.dis_preset, cfg.flownet2_fit)
     backend, notes = flow_backend(spec)
     print("\n".join(notes))
     report = run_video_stage("flow", ctx.dataset, ctx.data_root, f"flow-v1:{backend.name}",

@@ -1,6 +1,6 @@
 """Offline human parser: ATR labels from MediaPipe's person mask, BODY_25 keypoints, skin colour and geometry.
 
-This is the parser that runs when SCHP's pretrained weights are absent (``pipeline/parsing/schp.py`` is the
+This is the parser that runs when SCHP's pretrained weights are absent (``pipeline/parsing/schp_parser.py`` is the
 real network). It is **not** a learned parser and does not pretend to be one: every label comes from a rule
 below, and its outputs are recorded under ``OFFLINE_PARSER_NAME`` so nobody mistakes them for SCHP's.
 

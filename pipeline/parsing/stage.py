@@ -37,10 +37,10 @@ class Parser:
 def make_parser(cfg: ParseParams, root: Path) -> Parser:
     """SCHP when asked for (``schp``) or available (``auto``), else the offline parser — said out loud."""
     if cfg.backend in ("auto", "schp"):
-        from pipeline.parsing.schp import load_schp
+        from pipeline.parsing.schp_parser import load_schp
 
         try:
-            schp = load_schp(root / cfg.schp_weights, cfg.schp_dataset)
+            schp = load_schp(root / cfg.schp_weights, cfg.schp_dataset, flip=cfg.schp_flip)
         except WeightsNotFound as exc:
             if cfg.backend == "schp":
                 raise RemotError(f"{exc} (parse.backend is 'schp'; set it to 'auto' or 'offline' to run the "

@@ -11,8 +11,8 @@ are written with plain tensor ops so the network runs on CPU and GPU without a b
 
 Module attribute names follow the official code exactly, so ``FlowNet2().load_state_dict(ckpt["state_dict"])``
 accepts the official ``FlowNet2_checkpoint.pth.tar`` strictly (keys ``flownetc.conv1.0.weight``,
-``flownets_1.*``, ``flownets_2.*``, ``flownets_d.*``, ``flownetfusion.*``). No I/O happens here; loading lives in
-``pipeline.flow.flownet2``.
+``flownets_1.*``, ``flownets_2.*``, ``flownets_d.*``, ``flownetfusion.*``); :func:`load_flownet2` (the end of
+this module) reads it. The flow stage's backend around the network is ``pipeline.flow.flownet2_backend``.
 
 Input of ``FlowNet2.forward``: (B, 3, 2, H, W) float RGB in [0, rgb_max] (rgb_max = 255 for uint8 frames), image 0
 at ``[:, :, 0]``; H and W must be multiples of 64. Output: (B, 2, H, W) flow in pixels on image 0's grid such that
@@ -23,10 +23,15 @@ image 1 sampled at x + flow(x) matches image 0(x).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
+
+import pipeline.pretrained.weights as wf
+from pipeline.core.errors import BadCheckpoint, WeightsNotFound
 
 
 # ---------------------------------------------------------------------------------------------- building blocks
@@ -448,3 +453,91 @@ class FlowNet2(nn.Module):
             dim=1,
         )
         return self.flownetfusion(concat3)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+FLOWNET2_FILE = "FlowNet2_checkpoint.pth.tar"
+FLOWNET2_SOURCE = (
+    "NVIDIA/flownet2-pytorch, README section 'Converted Caffe Pre-trained Models' "
+    "(https://github.com/NVIDIA/flownet2-pytorch#converted-caffe-pre-trained-models): the 'FlowNet2' [620MB] "
+    "Google Drive file https://drive.google.com/file/d/1LLYdnObBYzs7rDYYUCGscuC2nwO7y85I "
+    f"(saved as {FLOWNET2_FILE}; note its licence terms)"
+)
+FLOWNET2_WEIGHTS = wf.WeightsFile("FlowNet2", FLOWNET2_FILE, None, FLOWNET2_SOURCE)  # no published digest
+
+
+def resolve_flownet2_path(path: Path | str | None) -> Path:
+    """The checkpoint file: ``path`` itself, or ``path / FlowNet2_checkpoint.pth.tar`` when ``path`` is a folder.
+
+    ``None`` means "not configured" and resolves to the bare file name, which then is reported as missing.
+    """
+    if path is None:
+        return Path(FLOWNET2_FILE)
+    path = Path(path)
+    return path / FLOWNET2_FILE if path.is_dir() else path
+
+
+def _state_dict_from(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: the official ``{"state_dict": ..., "epoch", "best_EPE"}`` or a bare dict."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise BadCheckpoint(
+            f"{path}: expected a FlowNet2 state dict (or the official {{'state_dict': ...}} wrapper), "
+            f"got {type(checkpoint).__name__}. Use the official {FLOWNET2_FILE}."
+        )
+    # Checkpoints saved from nn.DataParallel prefix every key with "module."; that prefix carries no meaning.
+    if checkpoint and all(k.startswith("module.") for k in checkpoint):
+        checkpoint = {k[len("module."):]: v for k, v in checkpoint.items()}
+    return dict(checkpoint)
+
+
+def _describe_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], limit: int = 5) -> str:
+    """A short human-readable list of the first missing, unexpected and wrongly shaped keys ("" when none)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}"
+        for k in expected
+        if k in found and tuple(found[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        if items:
+            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
+    return "; ".join(parts)
+
+
+def load_flownet2(path: Path | str | None, device: str | torch.device = "cpu") -> FlowNet2:
+    """Load the official FlowNet2 checkpoint strictly; returns the network in eval mode on ``device`` (float32).
+
+    ``path`` is the checkpoint file or the folder holding ``FlowNet2_checkpoint.pth.tar``.
+    Raises ``WeightsNotFound`` when the file is absent (naming where it is published) and ``BadCheckpoint`` when
+    it cannot be read or its keys/shapes differ from the network (naming the first differing keys). NVIDIA
+    publishes no digest: the file's sha256 is computed (``pipeline.pretrained.weights.verify``) and returned in
+    ``model.sha256`` for the record.
+    """
+    file = resolve_flownet2_path(path)
+    if not file.is_file():
+        raise WeightsNotFound("FlowNet2", file, FLOWNET2_SOURCE)
+    digest = wf.verify(FLOWNET2_WEIGHTS, file)
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt/foreign files; all mean the same here
+        raise BadCheckpoint(
+            f"{file}: cannot be read as a weights-only PyTorch checkpoint ({error}). "
+            f"Re-download {FLOWNET2_FILE} from {FLOWNET2_SOURCE}."
+        ) from error
+    state = _state_dict_from(checkpoint, file)
+
+    # Build on the meta device: no 650 MB random initialisation that the checkpoint would overwrite anyway.
+    with torch.device("meta"):
+        model = FlowNet2(init_weights=False)
+    mismatch = _describe_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise BadCheckpoint(f"{file} does not match FlowNet2 (with_bn=False): {mismatch}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    model.sha256 = digest
+    return model.to(device).eval()

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -88,9 +87,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import atomic
-from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.artifacts import (BACKEND_FIELD, FLOW_FIELD, FLOW_FILE_FIELDS, VALID_FIELD, VideoArtifacts,
+                                     frame_name)
 from pipeline.core.errors import RemotError
-from pipeline.core.hashing import file_digest
+from pipeline.core.hashing import file_digest, json_sha256
 from pipeline.core.labels import REGIONS
 from pipeline.shards import schema
 from pipeline.shards.png_bytes import StoredPngs
@@ -162,8 +162,8 @@ class VideoInputs:
             raise ShardInputError(f"{art.layout_dir / frame_name(bad)} holds label {int(layouts[bad - start].max())}, "
                                   f"but layouts use 0..{len(REGIONS) - 1}: rerun the `parse` and `layout` stages")
         with np.load(art.flow_file, allow_pickle=False) as npz:  # compressed: read whole, keep the slice
-            flow = np.array(npz["flow"][indices.start:indices.stop], dtype=np.float16)
-            valid = (np.asarray(npz["valid"][indices.start:indices.stop]) > 0).astype(np.uint8)
+            flow = np.array(npz[FLOW_FIELD][indices.start:indices.stop], dtype=np.float16)
+            valid = (np.asarray(npz[VALID_FIELD][indices.start:indices.stop]) > 0).astype(np.uint8)
         background = _read_png(art.background_file, shape, color=True, stage="`layout` stage (it writes the background plates)")
         return LoadedVideo(frames=frames, layouts=layouts, flow=flow, valid=valid, background=background)
 
@@ -377,13 +377,13 @@ def _collect_flow(path: Path, n_frames: int, height: int, width: int) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-            absent = [n for n in ("flow.npy", "valid.npy", "backend.npy") if n not in names]
+            absent = [f"{n}.npy" for n in FLOW_FILE_FIELDS if f"{n}.npy" not in names]
             if absent:
                 return f"problem:incomplete flow file {path} (no {absent}): rerun the `flow` stage"
-            flow_shape, flow_dtype = _npy_header(zf, "flow.npy")
-            valid_shape, _ = _npy_header(zf, "valid.npy")
+            flow_shape, flow_dtype = _npy_header(zf, f"{FLOW_FIELD}.npy")
+            valid_shape, _ = _npy_header(zf, f"{VALID_FIELD}.npy")
         with np.load(path, allow_pickle=False) as npz:
-            backend = str(npz["backend"])
+            backend = str(npz[BACKEND_FIELD])
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         return f"problem:unreadable (truncated?) flow file {path} ({exc}): rerun the `flow` stage"
     if flow_shape != (n_frames, 2, height, width) or flow_dtype != np.float16:
@@ -513,7 +513,7 @@ def _input_fingerprint(video: VideoInputs, params: dict[str, Any], cache: dict[s
     ``cache`` maps an input path to [size, mtime_ns, sha256] from earlier runs; a file whose size and mtime are
     unchanged is not re-read. It is updated in place.
     """
-    digest = hashlib.sha256(json.dumps({"format": FORMAT_VERSION, **params}, sort_keys=True).encode())
+    digest = json_sha256({"format": FORMAT_VERSION, **params})
     root = video.artifacts.root
     for path in video.input_files:
         st = path.stat()

@@ -10,7 +10,6 @@ A run killed mid-way leaves at most a video without a stamp, which the next run 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 from pipeline.core import atomic
 from pipeline.core.artifacts import VideoArtifacts, frame_name
+from pipeline.core.hashing import fingerprint
 from pipeline.core.errors import SkipVideo  # noqa: F401 (re-exported: stages raise it from here)
 from pipeline.core.runlog import write_log
 
@@ -130,7 +130,7 @@ def run_video_stage(stage: str, dataset: str, data_root: Path, stage_key: str,
         except (SkipVideo, OSError, ValueError, KeyError) as exc:
             report.skipped[key] = str(exc) if isinstance(exc, SkipVideo) else f"{type(exc).__name__}: {exc}"
             continue
-        digest = hashlib.sha256(json.dumps([stage_key, sources]).encode()).hexdigest()[:24]
+        digest = fingerprint([stage_key, sources], 24)
         old = read_stamp(data_root, stage, dataset, name)
         if old and old.get("digest") == digest and all(p.exists() for p in outputs(video)):
             report.reused.append(key)

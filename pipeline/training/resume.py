@@ -9,11 +9,11 @@ checkpoint that cannot be resumed - and the loss log that goes with it - is move
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from pipeline.core.hashing import fingerprint
 
 # Fields of params.train that do not change the trajectory of the steps already taken: how long to train, how
 # often to save, and how the work is executed.
@@ -29,9 +29,7 @@ def run_fingerprint(params: Any, manifest_sha: str | None, world: int | None = N
     ``world`` (the rank count) is accepted for the callers' convenience and deliberately not part of it.
     """
     train = params.train.model_dump(mode="json", exclude=NON_TRAJECTORY_FIELDS)
-    blob = json.dumps({"train": train, "model": params.model.model_dump(mode="json"), "manifest": manifest_sha},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return fingerprint({"train": train, "model": params.model.model_dump(mode="json"), "manifest": manifest_sha})
 
 
 def stage_run_files(stage_dir: Path) -> list[Path]:

@@ -48,8 +48,8 @@ def _row(name: str, value: float, unit: str, device: str, notes: str) -> dict:
 def _network_rows(device: torch.device, repeats: int, include_raft_large: bool) -> list[dict]:
     from torchvision.models.optical_flow import raft_large, raft_small
 
-    from pipeline.flow.flownet2 import FlowNet2Backend
-    from pipeline.flow.raft import RaftBackend
+    from pipeline.flow.flownet2_backend import FlowNet2Backend
+    from pipeline.flow.raft_backend import RaftBackend
     from pipeline.pretrained.flownet2 import FlowNet2
 
     pair = _frame_pair()

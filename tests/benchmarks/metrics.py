@@ -45,9 +45,10 @@ def _row(name: str, value: float, unit: str, device: str, notes: str) -> dict:
 def run(quick: bool = True) -> list[dict]:
     """Benchmark rows (see module doc). Quick mode: 1 CPU thread, few repeats, a 512-d Frechet distance."""
     from pipeline.flow.dis import DisFlowBackend
-    from pipeline.metrics.fid import InceptionFeatures, build_fid_inception, frechet_distance
+    from pipeline.metrics.fid import frechet_distance
     from pipeline.metrics.image import mask_ssim, psnr, ssim
-    from pipeline.metrics.lpips import LPIPS, LinLayers, NETS, build_backbone
+    from pipeline.pretrained.fid_inception import InceptionFeatures, build_fid_inception
+    from pipeline.pretrained.lpips_network import LPIPS, LinLayers, NETS, build_backbone
     from pipeline.metrics.tcm import real_video_flow, tcm
 
     repeats = 3 if quick else 20

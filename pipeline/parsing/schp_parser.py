@@ -1,24 +1,25 @@
-"""SCHP human parsing: the official-checkpoint loader and SCHP's own inference recipe.
+"""SCHP human parsing: SCHP's own inference recipe around the official network.
 
-The network lives in ``pipeline/pretrained/schp.py``; this module does the I/O and reproduces what SCHP's
-``simple_extractor.py`` / ``evaluate.py`` do around it (GoGoDuck912/Self-Correction-Human-Parsing):
+The network and its checkpoint loader live in ``pipeline/pretrained/schp.py``; this module reproduces what
+SCHP's ``simple_extractor.py`` / ``evaluate.py`` do around it (GoGoDuck912/Self-Correction-Human-Parsing):
 
 1. person box = the whole frame, widened or heightened to the network input's aspect ratio and centred
    (``SimpleFolderDataset._box2cs``), then an affine warp into the input (``utils/transforms.get_affine_transform``),
    bilinear, black border;
 2. BGR channel order (they read frames with ``cv2.imread``), ``/255`` then BGR mean/std normalisation;
-3. test-time flip (``evaluate.py --flip``): the mirrored frame's logits get their left/right classes swapped
-   and are mirrored back, then averaged with the plain logits;
+3. test-time flip (``evaluate.py --flip``; ``parse.schp_flip``, default true): the mirrored frame's logits get
+   their left/right classes swapped and are mirrored back, then averaged with the plain logits. The official
+   ``simple_extractor.py`` runs no flipped pass: ``parse.schp_flip: false`` does the same (half the time; the
+   parser is then recorded as ``schp-<dataset>-noflip``);
 4. the fusion logits are upsampled (bilinear, ``align_corners=True``) to the input size, warped back to the
    frame with the inverse affine (bilinear, per channel), and argmax gives the labels.
 
 Nothing is downloaded: a missing checkpoint raises ``WeightsNotFound`` naming the file and where SCHP
-publishes it. Which backend ran (``schp-atr``/``schp-lip``) and the checkpoint's sha256 are in
-``SCHPParser.info``.
+publishes it. Which backend ran (``schp-atr``/``schp-lip``, ``-noflip`` without the flipped pass) and the
+checkpoint's sha256 are in ``SCHPParser.info``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,58 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.core.errors import BadCheckpoint, WeightsNotFound
-from pipeline.core.hashing import file_digest
-from pipeline.core.labels import ATR_LABELS, LIP_LABELS
-from pipeline.pretrained.schp import AugmentCE2P, fusion_logits
-
-SCHP_README_URL = "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing#simple-out-of-box-extractor"
-
-
-@dataclass(frozen=True)
-class SCHPCheckpointSpec:
-    """What SCHP publishes for one label set, and what its recipe uses with it."""
-
-    dataset: str
-    file_name: str  # official checkpoint file name
-    url: str  # the Google Drive link given in SCHP's README
-    labels: tuple[str, ...]
-    input_size: tuple[int, int]  # (height, width) of the network input, from simple_extractor.dataset_settings
-    flip_pairs: tuple[tuple[int, int], ...]  # left/right classes swapped for the mirrored pass
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def how_to_get(self) -> str:
-        return f"{self.url} (file {self.file_name}, linked from the SCHP README: {SCHP_README_URL})"
-
-
-SCHP_CHECKPOINTS: dict[str, SCHPCheckpointSpec] = {
-    "atr": SCHPCheckpointSpec(
-        dataset="atr",
-        file_name="exp-schp-201908301523-atr.pth",
-        url="https://drive.google.com/file/d/1ruJg4lqR_jgQPj-9K0PP-L2vJERYOxLP/view?usp=sharing",
-        labels=ATR_LABELS,
-        input_size=(512, 512),
-        # left/right shoe, leg, arm
-        flip_pairs=((9, 10), (12, 13), (14, 15)),
-    ),
-    "lip": SCHPCheckpointSpec(
-        dataset="lip",
-        file_name="exp-schp-201908261155-lip.pth",
-        url="https://drive.google.com/file/d/1k4dllHpu0bdx38J7H28rVVLpU-kOHmnH/view?usp=sharing",
-        labels=LIP_LABELS,
-        input_size=(473, 473),  # SCHP's LIP setting; ATR uses 512 x 512
-        # left/right arm, leg, shoe (evaluate.py's flipped_idx)
-        flip_pairs=((14, 15), (16, 17), (18, 19)),
-    ),
-}
-
-# Where the final classifier's out-channels (the class count) can be read from a state dict.
-_CLASSIFIER_KEY = "fushion.3.weight"
-
+from pipeline.pretrained.schp import (SCHP_CHECKPOINTS, AugmentCE2P, SCHPCheckpointSpec, fusion_logits,
+                                     load_schp_network)
 
 # --------------------------------------------------------------------------------------------------------
 # SCHP's person-centred affine transform (rotation 0, as their inference uses)
@@ -228,86 +179,10 @@ def _check_rgb(rgb: np.ndarray) -> None:
 
 def load_schp(path: Path | str, dataset: str = "atr", device: str | torch.device = "cpu",
               flip: bool = True) -> SCHPParser:
-    """Loads an official SCHP checkpoint (``exp-schp-201908301523-atr.pth`` / ``exp-schp-201908261155-lip.pth``).
-
-    Accepts the official ``{"state_dict": {"module.<key>": tensor}, ...}`` file or a bare state dict, with or
-    without DataParallel's ``module.`` prefix. ``num_batches_tracked`` entries (absent from the official
-    files; present if someone re-saved the weights from an ``nn.BatchNorm2d`` port) are ignored.
-
-    Raises ``WeightsNotFound`` if the file is missing, ``BadCheckpoint`` if it cannot be read, has another
-    class count than ``dataset`` needs, or its keys/shapes differ from the network's.
-    Returns an ``SCHPParser`` in eval mode on ``device``; ``flip`` enables SCHP's flip averaging.
-    """
-    if dataset not in SCHP_CHECKPOINTS:
-        raise ValueError(f"SCHP dataset must be one of {sorted(SCHP_CHECKPOINTS)}, got {dataset!r}")
-    spec = SCHP_CHECKPOINTS[dataset]
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFound(f"SCHP human parser ({dataset.upper()})", path, spec.how_to_get)
-
-    state = read_state_dict(path)
-    found_classes = state[_CLASSIFIER_KEY].shape[0] if _CLASSIFIER_KEY in state else None
-    if found_classes is not None and found_classes != spec.num_classes:
-        other = [name for name, s in SCHP_CHECKPOINTS.items() if s.num_classes == found_classes]
-        hint = f" (that is the {other[0].upper()} label set: ask for dataset={other[0]!r})" if other else ""
-        raise BadCheckpoint(
-            f"{path}: checkpoint has {found_classes} classes ({_CLASSIFIER_KEY}) but dataset={dataset!r} needs "
-            f"{spec.num_classes}{hint}; the {dataset.upper()} checkpoint is {spec.file_name}")
-
-    # Built on the meta device: every tensor comes from the checkpoint, so random init would be wasted work.
-    with torch.device("meta"):
-        model = AugmentCE2P(spec.num_classes)
-    _check_keys(path, model, state)
-    model.load_state_dict(state, strict=True, assign=True)
-    device = torch.device(device)
-    model = model.to(device).eval()
-
-    info = {
-        "backend": f"schp-{dataset}",
-        "checkpoint": str(path),
-        "sha256": file_digest(path),
-        "labels": list(spec.labels),
-        "input_size": list(spec.input_size),
-    }
-    return SCHPParser(model, spec, info, device, flip=flip)
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Reads a checkpoint without unpickling code. Returns ``{key: float32 tensor}`` with any ``module.``
-    prefix removed and ``num_batches_tracked`` entries dropped. Raises ``BadCheckpoint`` naming the file."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt / non-weights files
-        raise BadCheckpoint(f"{path}: cannot read as a weights-only torch checkpoint ({exc.__class__.__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}); expected SCHP's .pth file") from exc
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        top = sorted(map(str, obj))[:5] if isinstance(obj, dict) else type(obj).__name__
-        raise BadCheckpoint(f"{path}: expected a state dict of tensors or {{'state_dict': ...}}, found {top}")
-
-    state = {}
-    for key, value in obj.items():
-        key = key[len("module."):] if key.startswith("module.") else key
-        if key.endswith("num_batches_tracked"):
-            continue
-        state[key] = value.float() if value.is_floating_point() else value
-    return state
-
-
-def _check_keys(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor], show: int = 5) -> None:
-    """Raises ``BadCheckpoint`` listing the first ``show`` missing, unexpected and mis-shaped keys, if any."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                 if k in state and state[k].shape != v.shape]
-    problems = []
-    for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape (file vs network)", misshaped)):
-        if keys:
-            more = f" (+{len(keys) - show} more)" if len(keys) > show else ""
-            problems.append(f"{len(keys)} {name}: {', '.join(keys[:show])}{more}")
-    if problems:
-        raise BadCheckpoint(f"{path}: does not match SCHP's AugmentCE2P network: " + "; ".join(problems))
-
-
+    """The official SCHP checkpoint (``pipeline.pretrained.schp.load_schp_network``: its errors) wrapped in SCHP's
+    inference recipe; ``flip`` averages the mirrored pass as ``evaluate.py --flip`` does (``parse.schp_flip``;
+    ``simple_extractor.py`` does not)."""
+    model, info = load_schp_network(path, dataset, device)
+    if not flip:
+        info = dict(info, backend=f"{info['backend']}-noflip")
+    return SCHPParser(model, SCHP_CHECKPOINTS[dataset], info, torch.device(device), flip=flip)
