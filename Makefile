@@ -38,10 +38,11 @@ test: setup
 
 # The CPU learning run (pipeline/profiles/learn.yaml): raw generated videos -> trained REMOT -> evaluation in its
 # own folder data/runs/learn, at most 60 minutes on 2 cores; results to metrics/learn/ and plots/learn/.
-# One torch thread per stage process: on a shared 2-core machine two threads stall each other (measured 10x slower
-# steps when another process held one core); set REMOT_TORCH_THREADS=2 on an otherwise idle machine.
+# Two torch threads per stage process, for the idle 2-core machine the 60 minutes are measured on; on a shared
+# machine set REMOT_TORCH_THREADS=1 (two threads stall each other when another process holds a core: measured 10x
+# slower steps).
 learn: setup
-	REMOT_TORCH_THREADS=$${REMOT_TORCH_THREADS:-1} $(PY) -m pipeline.profiles learn
+	REMOT_TORCH_THREADS=$${REMOT_TORCH_THREADS:-2} $(PY) -m pipeline.profiles learn
 
 bench: setup
 	$(PY) -m tests.benchmarks
