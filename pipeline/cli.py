@@ -20,7 +20,7 @@ def _dataset_add(args: argparse.Namespace) -> int:
     from pipeline.datasets import add_dataset, describe
 
     _, scan = add_dataset(Path(args.params), args.name, args.path, args.kind, args.test_ratio, args.seed,
-                          replace=args.replace)
+                          replace=args.replace, val_ratio=args.val_ratio)
     print(describe(scan))
     print(f"registered {args.name!r} in {args.params}; `dvc repro` processes it")
     return 0
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("path")
     add.add_argument("--kind", required=True, choices=["iper", "solodance", "folder"])
     add.add_argument("--test-ratio", type=float, default=None, help="folder kind: share of videos for test")
+    add.add_argument("--val-ratio", type=float, default=None,
+                     help="folder kind: share of videos for validation (recipe choices; never test)")
     add.add_argument("--seed", type=int, default=None, help="folder kind: seed of the hash split")
     add.add_argument("--replace", action="store_true",
                      help="allow re-pointing an existing name or a folder inside data_root's stage outputs")

@@ -112,9 +112,9 @@ def test_test_ratio_accepts_0_and_1(project, tmp_path, monkeypatch, capsys):
     shutil.copy(tmp_path / "videos" / "clip.mp4", tmp_path / "videos" / "clip2.mp4")
     monkeypatch.chdir(tmp_path)
     assert cli_main(["dataset", "add", "held", "videos", "--kind", "folder", "--test-ratio", "1.0"]) == 0
-    assert "train 0, test 2" in capsys.readouterr().out  # evaluation-only
+    assert "train 0, val 0, test 2" in capsys.readouterr().out  # evaluation-only
     assert cli_main(["dataset", "add", "trainonly", "videos", "--kind", "folder", "--test-ratio", "0"]) == 0
-    assert "train 2, test 0" in capsys.readouterr().out  # training-only
+    assert "train 2, val 0, test 0" in capsys.readouterr().out  # training-only
 
 
 @pytest.mark.parametrize("module,args,named", [

@@ -38,7 +38,7 @@ def test_iper_official_lists(tmp_path, media):
     assert by_id["001__1__1"].split == "train" and by_id["001__1__1"].is_frame_folder
     assert by_id["002__1__1"].split == "train" and not by_id["002__1__1"].is_frame_folder
     assert by_id["001__1__2"].split == "test"
-    assert scan.split_counts() == {"train": 2, "test": 1}
+    assert scan.split_counts() == {"train": 2, "val": 0, "test": 1}
     assert any("003/1/1" in p and "neither a frame folder nor an mp4" in p for p in scan.problems)
     assert any("outside the dataset root" in p for p in scan.problems)  # the ../../ entry is refused
 
@@ -80,7 +80,7 @@ def test_folder_tree_split_and_safety(tmp_path, media):
     ids = {v.video for v in scan.videos}
     assert ids == {"alice_dance", "bob__warmup", "carol_take1"}  # dots never reach an id
     assert any("outside the dataset root" in p for p in scan.problems)
-    assert scan.split_counts() == {"train": 2, "test": 1}
+    assert scan.split_counts() == {"train": 2, "val": 0, "test": 1}
     again = scan_dataset("mine", spec)
     assert [(v.video, v.split) for v in again.videos] == [(v.video, v.split) for v in scan.videos]
 
@@ -124,7 +124,7 @@ def test_cli_dataset_add_and_check(tmp_path, media):
     assert "# remot parameters." in text  # comments survive the edit
     assert yaml.safe_load(text)["datasets"]["clips"] == {"kind": "folder", "path": "clips"}
     checked = subprocess.run(cli + ["dataset", "check", "clips"], capture_output=True, text=True)
-    assert checked.returncode == 0 and "splits: train 2, test 1" in checked.stdout
+    assert checked.returncode == 0 and "splits: train 2, val 0, test 1" in checked.stdout
     wrong = subprocess.run(cli + ["dataset", "add", "iper", "clips", "--kind", "iper"], capture_output=True,
                            text=True)
     assert wrong.returncode == 2 and "train.txt and val.txt" in wrong.stderr

@@ -17,11 +17,12 @@ from remot_models import ModelConfig
 from remot_models.losses import masked_l1
 from tests.test_train import tiny_shards  # noqa: F401 (fixture)
 
-STEPS = {"layout": 40, "region": 40, "wcn": 40}
-# The error after training must be at most 1/FACTOR of the error before (measured here: layout 0.29 -> 0.05,
-# region 0.087 -> 0.054, wcn 0.15 -> 0.046; region and WCN start from the GAM composition, model.refine); the
-# factors leave room for thread-count and platform differences.
-FACTOR = {"layout": 2.0, "region": 1.3, "wcn": 2.0}
+STEPS = {"layout": 40, "region": 100, "wcn": 40}
+# The error after training must be at most 1/FACTOR of the error before. Measured drops (before / after), torch
+# seeds 0-2, 1 thread: layout 5.9-6.1x, WCN 2.6-3.8x; the Region GAN after 40 steps only 1.15x, 5.5x and 1.4x
+# (seed 0 failed the old 1.3x everywhere: region and WCN start from the GAM composition, model.refine, and the
+# Region GAN's first steps move little), after 100 steps 3.0x (seed 0). The factors sit well below the lowest.
+FACTOR = {"layout": 2.0, "region": 1.5, "wcn": 1.5}
 
 
 def one_batch(shards) -> dict:

@@ -115,7 +115,7 @@ def check_new_registration(doc: dict, name: str, path: str, project_root: Path, 
 
 
 def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: float | None = None,
-                seed: int | None = None, replace: bool = False) -> tuple[Params, Scan]:
+                seed: int | None = None, replace: bool = False, val_ratio: float | None = None) -> tuple[Params, Scan]:
     """Validate the layout, then write ``datasets.<name>`` into params.yaml (atomically; it keeps its mode).
     An existing name or a folder inside data_root's outputs is refused unless ``replace``."""
     from pipeline.core.atomic import write_bytes
@@ -125,6 +125,8 @@ def add_dataset(params_file: Path, name: str, path: str, kind: str, test_ratio: 
     entry: dict[str, object] = {"kind": kind, "path": path}
     if test_ratio is not None:
         entry["test_ratio"] = test_ratio
+    if val_ratio is not None:
+        entry["val_ratio"] = val_ratio
     if seed is not None:
         entry["seed"] = seed
     spec = DatasetSpec.model_validate(entry)
