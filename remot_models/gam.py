@@ -16,6 +16,10 @@ differentiable with respect to the image. Zeros padding is right for foregrounds
 
 An empty mask (no pixel above the threshold) in either input gives the identity transform for that batch item
 (scale 1, offset 0), never a NaN.
+
+The source person's box depends on the source layout alone: a caller aligning many driving frames onto one source
+(the recurrence of ``remot_models.sequence``) takes it once with :meth:`GlobalAlignment.source_boxes` and passes it
+to every ``forward``.
 """
 from __future__ import annotations
 
@@ -137,14 +141,19 @@ class GlobalAlignment(nn.Module):
         self.enabled = enabled
         self.threshold = threshold
 
-    def forward(self, image: torch.Tensor, source_layout: torch.Tensor,
-                driving_layout: torch.Tensor) -> AlignmentOutput:
+    def source_boxes(self, source_layout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source person's box and validity, (B, 4) and (B,) as :func:`mask_boxes` (eq. 4's H_s and c_s)."""
+        return mask_boxes(person_mask(source_layout), self.threshold)
+
+    def forward(self, image: torch.Tensor, source_layout: torch.Tensor, driving_layout: torch.Tensor,
+                source_boxes: tuple[torch.Tensor, torch.Tensor] | None = None) -> AlignmentOutput:
+        """``source_boxes``: ``self.source_boxes(source_layout)`` when the caller already has it."""
         b, _, h, w = image.shape
         if not self.enabled:
             theta = torch.eye(2, 3, dtype=image.dtype, device=image.device).expand(b, 2, 3).clone()
             ones = torch.ones(b, dtype=image.dtype, device=image.device)
             return AlignmentOutput(image, theta, ones, torch.zeros(b, 2, dtype=image.dtype, device=image.device))
-        src_boxes, src_ok = mask_boxes(person_mask(source_layout), self.threshold)
+        src_boxes, src_ok = self.source_boxes(source_layout) if source_boxes is None else source_boxes
         dst_boxes, dst_ok = mask_boxes(person_mask(driving_layout), self.threshold)
         ok = src_ok & dst_ok
         scale, offset = align_boxes(src_boxes, dst_boxes, ok)

@@ -21,6 +21,10 @@ pixel there instead of 0. Drawn from nothing (``refine = False``, eq. 5 as writt
 whole-person masks (eq. 4) and applied to every source region. With ``cfg.gam = False`` the source regions
 enter unaligned (exactly I_s,i, no resampling).
 
+What depends on the source alone - the region images I_s,i and the GAM's source person box - is
+:meth:`RegionGenerator.prepare_source`; a caller generating many frames of one source (``remot_models.sequence``)
+prepares it once and passes it to every ``forward``, which otherwise prepares it itself.
+
 Inputs (conventions in ``remot_models.blocks``): ``layout`` L^_d^t (B, 6, H, W) from the Layout GAN;
 ``source_image`` I_s (B, 3, H, W) in [-1, 1]; ``source_layout`` L_s (B, 6, H, W); ``prev_regions``
 (B, 2, 5, 3, H, W) the generator's outputs at (t-2, t-1), oldest first (zeros before t = 2).
@@ -48,6 +52,14 @@ class RegionOutput:
     theta: torch.Tensor             # (B, 2, 3) GAM affine_grid matrix (identity when disabled)
 
 
+@dataclass
+class PreparedSource:
+    """What the Region GAN derives from the source alone (:meth:`RegionGenerator.prepare_source`)."""
+
+    regions: torch.Tensor                           # (B, 5, 3, H, W) I_s,i
+    boxes: tuple[torch.Tensor, torch.Tensor]        # the GAM's source person box (B, 4) and validity (B,)
+
+
 def source_regions(source_image: torch.Tensor, source_layout: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) image and (B, 6, H, W) layout -> (B, 5, 3, H, W) region images I_s,i = I_s * L_s,i."""
     masks = source_layout[:, :NUM_PERSON_REGIONS].unsqueeze(2)          # (B, 5, 1, H, W)
@@ -55,7 +67,7 @@ def source_regions(source_image: torch.Tensor, source_layout: torch.Tensor) -> t
 
 
 class RegionGenerator(nn.Module):
-    """Eq. 5 / 11. ``forward(layout, source_image, source_layout, prev_regions) -> RegionOutput``."""
+    """Eq. 5 / 11. ``forward(layout, source_image, source_layout, prev_regions, prepared=None) -> RegionOutput``."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -67,15 +79,24 @@ class RegionGenerator(nn.Module):
             zero_head(self.decode)
         self.align = GlobalAlignment(enabled=cfg.gam)
 
+    def prepare_source(self, source_image: torch.Tensor, source_layout: torch.Tensor) -> PreparedSource:
+        """Everything ``forward`` derives from (I_s, L_s) alone, to compute once for many driving frames."""
+        return PreparedSource(source_regions(source_image, source_layout), self.align.source_boxes(source_layout))
+
     def forward(self, layout: torch.Tensor, source_image: torch.Tensor, source_layout: torch.Tensor,
-                prev_regions: torch.Tensor) -> RegionOutput:
+                prev_regions: torch.Tensor, prepared: PreparedSource | None = None) -> RegionOutput:
+        """``prepared``: ``self.prepare_source(source_image, source_layout)`` when the caller already has it."""
         b, _, h, w = layout.shape
         n = NUM_PERSON_REGIONS
         if prev_regions.shape != (b, 2, n, 3, h, w):
             raise ValueError(f"prev_regions must be (B, 2, 5, 3, H, W) = {(b, 2, n, 3, h, w)} with time "
                              f"oldest first, got {tuple(prev_regions.shape)}")
-        regions_s = source_regions(source_image, source_layout)
-        alignment = self.align(regions_s.flatten(1, 2), source_layout, layout)
+        if prepared is None:
+            prepared = self.prepare_source(source_image, source_layout)
+        elif prepared.regions.shape != (b, n, 3, h, w):
+            raise ValueError(f"prepared source regions must be (B, 5, 3, H, W) = {(b, n, 3, h, w)}, got "
+                             f"{tuple(prepared.regions.shape)}")
+        alignment = self.align(prepared.regions.flatten(1, 2), source_layout, layout, prepared.boxes)
         aligned = alignment.aligned.view(b, n, 3, h, w)
 
         masks = layout[:, :n].reshape(b * n, 1, h, w)

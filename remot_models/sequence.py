@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from remot_models.blocks import NUM_PERSON_REGIONS, NUM_REGIONS
 from remot_models.layout_gan import LayoutGenerator, LayoutOutput
-from remot_models.region_gan import RegionGenerator, RegionOutput
+from remot_models.region_gan import PreparedSource, RegionGenerator, RegionOutput
 from remot_models.wcn import CompositionOutput, WholeCompositionNetwork
 
 START_RULE = ("bootstrap-v1: frame 0 generated from zero state, then regenerated with its own first output as "
@@ -105,15 +105,17 @@ class FrameOutput:
 
 def generate_frame(nets: Generators, prev: Previous, source: torch.Tensor, source_layout: torch.Tensor,
                    poses: torch.Tensor, background: torch.Tensor, t: int = 0,
-                   source_features: torch.Tensor | None = None) -> FrameOutput:
+                   source_features: torch.Tensor | None = None,
+                   region_source: PreparedSource | None = None) -> FrameOutput:
     """One step of the recurrence. ``poses``: (B, 3, 3, H, W) = P_d^{t-2..t}; ``source_features``: the Layout
-    GAN's E1(L_s), computed here when None."""
+    GAN's E1(L_s), ``region_source``: the Region GAN's ``prepare_source(source, source_layout)``, each computed
+    here when None."""
     layout_out = nets.layout(source_layout, poses, prev.layouts, source_features)
     layout = harden(layout_out.layout.detach())
     layouts = torch.cat([prev.layouts, layout[:, None]], dim=1)
     region = composition = None
     if nets.region is not None:
-        region = nets.region(layout, source, source_layout, prev.regions)
+        region = nets.region(layout, source, source_layout, prev.regions, region_source)
         if nets.wcn is not None:
             composition = nets.wcn(layouts, poses, region.foreground, prev.foregrounds, region.aligned_foreground,
                                    background, prev.frame)
@@ -127,21 +129,27 @@ def generate_sequence(nets: Generators, source: torch.Tensor, source_layout: tor
     (B, T, 3, H, W) tensor's frames via ``poses.unbind(1)``). ``source`` (B, 3, H, W), ``source_layout``
     (B, 6, H, W), ``background`` (B, 3, H, W). Yields one :class:`FrameOutput` per driving frame, so memory is
     flat in the sequence length; :data:`START_RULE` starts it. Frames ``t < no_grad_frames`` are generated
-    without autograd (the warm-up, module docstring); the source encoding keeps its graph for the later frames."""
+    without autograd (the warm-up, module docstring); the source encoding keeps its graph for the later frames.
+    Everything that depends on the source alone (E1(L_s), the Region GAN's source regions and GAM source box) is
+    computed once here, before the first frame."""
     b, _, h, w = source.shape
     prev = Previous.zeros(b, h, w, source)
     # E1(L_s) depends on the source alone: once per sequence, not once per frame (one shared autograd node
     # when the Layout GAN trains: the window's single backward accumulates every frame's gradient through it)
     source_features = nets.layout.encode_source(source_layout)
+    # the source region images I_s,i and the GAM's source person box: plain functions of the data (no parameters)
+    region_source = nets.region.prepare_source(source, source_layout) if nets.region is not None else None
     window: torch.Tensor | None = None
     for t, pose in enumerate(poses):
         window = pose[:, None].repeat(1, 3, 1, 1, 1) if window is None else torch.cat([window[:, 1:], pose[:, None]], 1)
         if t == 0:
             with torch.no_grad():
                 prev = prev.push(generate_frame(nets, prev, source, source_layout, window, background,
-                                                source_features=source_features), still=True)
+                                                source_features=source_features, region_source=region_source),
+                                 still=True)
         with torch.set_grad_enabled(torch.is_grad_enabled() and t >= no_grad_frames):
-            out = generate_frame(nets, prev, source, source_layout, window, background, t, source_features)
+            out = generate_frame(nets, prev, source, source_layout, window, background, t, source_features,
+                                 region_source)
         prev = prev.push(out)
         yield out
 

@@ -74,3 +74,31 @@ def test_zero_learning_rate_leaves_the_error_unchanged(tiny_shards):  # noqa: F8
     batch = one_batch(tiny_shards)
     before, after, _ = train("layout", batch, {}, lr=0.0)
     assert abs(after - before) < 1e-6
+
+
+def two_steps(stage: str, batch, upstream: dict) -> list[dict[str, float]]:
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_profile("tiny", feature_matching=False)
+    steps = build_steps(stage, cfg, torch.device("cpu"), 2e-3, (0.5, 0.999), False, vgg=VGG19Features(),
+                        upstream=upstream, sequence_length=3)
+    return [steps.train_step(batch, step + 1) for step in range(2)]
+
+
+def test_source_prepared_once_trains_to_the_same_losses(tiny_shards, monkeypatch):  # noqa: F811
+    """The Region GAN's source regions and GAM source box, prepared once per training window, give the same
+    losses over two training steps (so the same gradients and updates) as deriving them in every frame."""
+    from remot_models import LayoutGenerator, RegionGenerator
+    from tests.test_models import region_per_frame
+
+    torch.set_num_threads(1)
+    batch = one_batch(tiny_shards)
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_profile("tiny", feature_matching=False)
+    upstream = {"layout": LayoutGenerator(cfg), "region": RegionGenerator(cfg)}
+    for stage in ("region", "wcn"):
+        once = two_steps(stage, batch, upstream)
+        with monkeypatch.context() as m:
+            calls = region_per_frame(m)
+            every = two_steps(stage, batch, upstream)
+        assert len(calls) > 2  # the per-frame path really ran
+        assert all(once) and once == every, (stage, once, every)

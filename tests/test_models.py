@@ -360,6 +360,68 @@ def test_sequence_encodes_the_source_once_with_the_same_frames(cfg, monkeypatch)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in nets.layout.encode_source.parameters())
 
 
+
+def region_per_frame(monkeypatch) -> list:
+    """Make every RegionGenerator call derive the source regions and GAM source box itself, as every frame did
+    before ``generate_sequence`` prepared them once; returns the list of ``prepare_source`` calls."""
+    calls = []
+    forward, prepare = RegionGenerator.forward, RegionGenerator.prepare_source
+    monkeypatch.setattr(RegionGenerator, "prepare_source",
+                        lambda self, *a: calls.append(1) or prepare(self, *a))
+    monkeypatch.setattr(RegionGenerator, "forward",
+                        lambda self, *a, prepared=None: forward(self, *a[:4]))
+    return calls
+
+
+@pytest.mark.parametrize("gam", [True, False])
+def test_sequence_prepares_the_source_once_with_identical_frames_and_gradients(cfg, monkeypatch, gam):
+    """generate_sequence derives the Region GAN's source regions and the GAM's source box once per sequence;
+    frames, losses and every parameter's gradient are bit-identical to deriving them in every frame."""
+    from remot_models.sequence import Generators, generate_sequence
+
+    cfg = dataclasses.replace(cfg, gam=gam)
+    h, w = 64, 48
+    torch.manual_seed(0)
+    source, layout = rand_image(1, 3, h, w), person_layout(8, 12, 48, 24, (h, w))[None]
+    poses, background = [rand_image(1, 3, h, w) for _ in range(4)], rand_image(1, 3, h, w)
+
+    def run(per_frame: bool):
+        torch.manual_seed(1)
+        nets = Generators(LayoutGenerator(cfg), RegionGenerator(cfg), WholeCompositionNetwork(cfg))
+        with monkeypatch.context() as m:
+            calls = region_per_frame(m) if per_frame else None
+            if not per_frame:
+                prepare = RegionGenerator.prepare_source
+                calls = []
+                m.setattr(RegionGenerator, "prepare_source", lambda self, *a: calls.append(1) or prepare(self, *a))
+            outs = list(generate_sequence(nets, source, layout, poses, background, no_grad_frames=1))
+            loss = sum(o.composition.output.square().mean() + o.region.foreground.abs().mean() for o in outs[1:])
+            loss.backward()
+        grads = [p.grad.clone() for net in (nets.region, nets.wcn) for p in net.parameters()]
+        return outs, loss.detach(), grads, len(calls)
+
+    once, loss_once, grads_once, calls_once = run(per_frame=False)
+    every, loss_every, grads_every, calls_every = run(per_frame=True)
+    # per frame: generate_sequence's (unused) one, then the bootstrap frame 0 and every frame
+    assert calls_once == 1 and calls_every == 1 + 1 + len(poses)
+    for a, b in zip(once, every):
+        for x, y in ((a.composition.output, b.composition.output), (a.region.regions, b.region.regions),
+                     (a.region.aligned_source, b.region.aligned_source), (a.region.theta, b.region.theta)):
+            assert torch.equal(x, y)
+    assert torch.equal(loss_once, loss_every)
+    assert len(grads_once) == len(grads_every) and all(torch.equal(a, b) for a, b in zip(grads_once, grads_every))
+    assert any(g.abs().sum() > 0 for g in grads_once)
+
+
+def test_region_generator_takes_a_prepared_source(cfg):
+    gen = RegionGenerator(cfg)
+    inputs = region_inputs()
+    prepared = gen.prepare_source(inputs["source_image"], inputs["source_layout"])
+    plain, given = gen(**inputs), gen(**inputs, prepared=prepared)
+    assert torch.equal(plain.foreground, given.foreground) and torch.equal(plain.theta, given.theta)
+    with pytest.raises(ValueError, match="prepared source regions"):
+        gen(**inputs, prepared=gen.prepare_source(inputs["source_image"][:, :, :8], inputs["source_layout"][:, :, :8]))
+
 # ----------------------------------------------------------------------------------------------- discriminators
 def test_multiscale_discriminator_features_and_gradients(cfg):
     disc = MultiscaleDiscriminator(cfg, image_channels=3, cond_channels=1)

@@ -13,8 +13,9 @@ import re
 import sys
 import threading
 
-# absl/glog line prefix "W0000 00:00:1795977201.906757    3425 file.cc:114] ", and the two banner lines.
-NATIVE_LINE = re.compile(rb"^(?:[WIEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.\-/]+:\d+\] "
+# absl/glog line prefix "W0000 00:00:1795977201.906757    3425 file.cc:114] " (absl writes the seconds since the
+# epoch where glog writes "SS": any number of digits), and the two banner lines.
+NATIVE_LINE = re.compile(rb"^(?:[WIEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-/]+:\d+\] "
                          rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
                          rb"|INFO: Created TensorFlow Lite )")
 _installed = False

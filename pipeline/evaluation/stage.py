@@ -23,4 +23,4 @@ def body(ctx: StageContext) -> str:
 
 
 STAGE = Stage("DVC stage `evaluate`: the trained REMOT and two baselines on every dataset's test split "
-              "(paper 4.2).", body, dataset=False, quiet_native=False, torch_threads=True)
+              "(paper 4.2).", body, dataset=False, torch_threads=True)
