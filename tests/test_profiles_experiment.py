@@ -119,7 +119,7 @@ def _project_copy(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_a_profile_runs_as_a_dvc_experiment_and_uses_the_weights_in_models_pretrained(tmp_path):
-    """The learn profile, shrunk to 2 clips of 16 frames at 64x48, up to flow@demo in a throw-away clone: a fake
+    """The learn profile, shrunk to 1 clip of 8 frames at 64x48, up to flow@demo in a throw-away clone: a fake
     official-format FlowNet2 checkpoint (git-ignored, in models/pretrained/flownet2/) reaches the stage inside
     DVC's temporary copy, the report records FlowNet2, the experiment's dvc.lock hashes the checkpoint as part of
     the weights folder, and the workspace is untouched."""
@@ -131,8 +131,9 @@ def test_a_profile_runs_as_a_dvc_experiment_and_uses_the_weights_in_models_pretr
     _project_copy(repo)
     learn = repo / "pipeline/profiles/learn.yaml"
     tiny = merge(yaml.safe_load(learn.read_text()), {
-        "demo": {"n_clips": 2, "n_frames": 16}, "extract": {"height": 64, "width": 48, "detect_frames": 2},
-        "datasets": {"demo": {"kind": "folder", "path": "data/raw/demo/videos", "test_ratio": 0.5, "seed": 0}}})
+        "demo": {"n_clips": 1, "n_frames": 8}, "extract": {"height": 64, "width": 48, "detect_frames": 2},
+        "shards": {"window": 4}, "train": {"warmup_frames": 0},  # extraction keeps clips of a window or more
+        "datasets": {"demo": {"kind": "folder", "path": "data/raw/demo/videos", "test_ratio": 0.0, "seed": 0}}})
     learn.write_text(yaml.safe_dump(tiny, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -165,3 +166,47 @@ def test_a_profile_runs_as_a_dvc_experiment_and_uses_the_weights_in_models_pretr
     assert exp_params == merge(yaml.safe_load(params_before), tiny)  # exactly the profile's params
     shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True)
     assert '"learn"' in shown.stdout
+
+
+class _FakeExperimentFS:
+    """The part of dvc.api.DVCFileSystem that publish() uses, over a dict of the experiment's files."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+
+    def exists(self, path: str) -> bool:
+        return path in self.files or any(f.startswith(path + "/") for f in self.files)
+
+    def isfile(self, path: str) -> bool:
+        return path in self.files
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.files[path]
+
+    def ls(self, path: str, detail: bool = False) -> list[str]:
+        return sorted({path + "/" + f[len(path) + 1:].split("/")[0] for f in self.files if f.startswith(path + "/")})
+
+    def find(self, path: str) -> list[str]:
+        return sorted(f for f in self.files if f.startswith(path + "/"))
+
+
+def test_publish_copies_the_experiments_results_and_drops_stale_samples(tmp_path, monkeypatch):
+    import dvc.api
+
+    files = {"metrics/eval.json": b'{"e": 1}', "metrics/summary.json": b'{"s": 1}',
+             "metrics/perception.json": b'{"stale": 1}',  # not a stage of a profile run: not published
+             "plots/train/layout.csv": b"step\n1\n", "reports/eval/samples/a__self.mp4": b"mp4",
+             "reports/eval/samples/a__self.json": b"{}"}
+    monkeypatch.setattr(dvc.api, "DVCFileSystem", lambda root, rev: _FakeExperimentFS(files))
+    old = tmp_path / "plots/learn/samples/gone__self.mp4"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old")
+    experiment.publish(tmp_path, "learn", "abc123", {"train_wcn": 61.04}, 125.0)
+    assert (tmp_path / "metrics/learn/eval.json").read_bytes() == b'{"e": 1}'
+    assert (tmp_path / "metrics/learn/summary.json").exists()
+    assert not (tmp_path / "metrics/learn/perception.json").exists()
+    assert (tmp_path / "plots/learn/layout.csv").read_bytes() == b"step\n1\n"
+    assert sorted(p.name for p in (tmp_path / "plots/learn/samples").iterdir()) == ["a__self.mp4"]
+    wall = json.loads((tmp_path / "metrics/learn/wall_time.json").read_text())
+    assert wall["experiment_rev"] == "abc123" and wall["stages_seconds"] == {"train_wcn": 61.0}
+    assert wall["total_minutes"] == 2.08
