@@ -71,7 +71,8 @@ train: setup
 #     .venv/bin/prefect deployment run remot/train --watch
 # Loopback is still reachable by every account on a shared machine, so the API demands HTTP basic auth: a random
 # user:password made once into .prefect-auth (mode 0600, git-ignored; delete it to rotate), or your own
-# PREFECT_SERVER_API_AUTH_STRING. The deployment takes no parameters (see pipeline/orchestration/flow.py).
+# PREFECT_SERVER_API_AUTH_STRING. The deployment takes one parameter, profile (a profile name: --param profile=learn
+# runs that profile as its DVC experiment; pipeline/orchestration/flow.py).
 serve: setup
 	test -s .prefect-auth || ( umask 077; $(PY) -c 'import secrets; print("remot:" + secrets.token_urlsafe(24))' > .prefect-auth )
 	PREFECT_API_URL=http://127.0.0.1:4200/api; export PREFECT_API_URL; \
