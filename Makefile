@@ -36,13 +36,16 @@ test: setup
 	$(PY) -m pytest -q --timeout=900 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; exit $$rc
 
-# The CPU learning run (pipeline/profiles/learn.yaml): raw generated videos -> trained REMOT -> evaluation in its
-# own folder data/runs/learn, at most 60 minutes on 2 cores; results to metrics/learn/ and plots/learn/.
+# The CPU learning run (pipeline/profiles/learn.yaml): raw generated videos -> trained REMOT -> evaluation as the DVC
+# experiment `learn` (`dvc exp run --temp -n learn -S ... evaluate`, in a temporary copy: the workspace is not
+# touched), at most 60 minutes on 2 cores; its small results are then read from the experiment into metrics/learn/
+# and plots/learn/. --replace: a re-run on the same commit replaces the experiment of that name.
 # Two torch threads per stage process, for the idle 2-core machine the 60 minutes are measured on; on a shared
 # machine set REMOT_TORCH_THREADS=1 (two threads stall each other when another process holds a core: measured 10x
-# slower steps).
+# slower steps). DVC passes the environment on to the stages.
 learn: setup
-	REMOT_TORCH_THREADS=$${REMOT_TORCH_THREADS:-2} $(PY) -m pipeline.profiles learn
+	$(VENV)/bin/dvc config core.analytics false
+	REMOT_TORCH_THREADS=$${REMOT_TORCH_THREADS:-2} $(PY) -m pipeline.profiles learn --replace
 
 bench: setup
 	$(PY) -m tests.benchmarks
@@ -68,7 +71,8 @@ train: setup
 #     .venv/bin/prefect deployment run remot/train --watch
 # Loopback is still reachable by every account on a shared machine, so the API demands HTTP basic auth: a random
 # user:password made once into .prefect-auth (mode 0600, git-ignored; delete it to rotate), or your own
-# PREFECT_SERVER_API_AUTH_STRING. The deployment takes no parameters (see pipeline/orchestration/flow.py).
+# PREFECT_SERVER_API_AUTH_STRING. The deployment takes one parameter, profile (a profile name: --param profile=learn
+# runs that profile as its DVC experiment; pipeline/orchestration/flow.py).
 serve: setup
 	test -s .prefect-auth || ( umask 077; $(PY) -c 'import secrets; print("remot:" + secrets.token_urlsafe(24))' > .prefect-auth )
 	PREFECT_API_URL=http://127.0.0.1:4200/api; export PREFECT_API_URL; \

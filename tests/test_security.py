@@ -119,12 +119,17 @@ def test_loader_opt_in_and_local_urls(tmp_path):
     assert check_shard_urls(["pipe:cat x.tar"], allow_shell_urls=True) == ["pipe:cat x.tar"]
 
 
-def test_training_deployment_takes_no_parameters():
+def test_training_deployment_takes_only_a_profile_name():
     from prefect.utilities.callables import parameter_schema
 
     from pipeline.orchestration.flow import remot
+    from pipeline.profiles import PROFILES
 
-    assert parameter_schema(remot.fn).properties == {}
+    properties = parameter_schema(remot.fn).properties
+    assert set(properties) == {"profile"}  # a name from a fixed list, never a file
+    assert set(json.dumps(properties["profile"]).split('"')) >= set(PROFILES)
+    with pytest.raises(Exception):
+        remot.validate_parameters({"profile": "../../etc/params.yaml"})
     with pytest.raises(Exception, match="params_path"):
         remot.validate_parameters({"params_path": "/tmp/theirs.yaml"})
 

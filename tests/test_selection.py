@@ -1,5 +1,5 @@
 """The recipe-selection command (pipeline/selection): how a winner is picked, and how a ``wcn``-scope study
-reuses a finished run of the profile (its data and its trained Layout/Region GANs) without touching it."""
+trains its Layout/Region GANs once and starts every candidate from copies of them."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,9 @@ import yaml
 from pipeline.core.errors import RemotError
 from pipeline.profiles import merge, profile_params
 from pipeline.profiles.__main__ import ROOT, stage_commands
-from pipeline.selection.__main__ import STAGES, load_studies, share_base, winner
+from pipeline.profiles import absolute_weights
+from pipeline.selection.__main__ import (STAGES, copy_upstream, load_studies, shared_paths, upstream_base,
+                                        winner)
 
 
 def test_winner_follows_the_direction_and_never_picks_a_missing_score():
@@ -28,8 +30,6 @@ def test_every_study_names_a_known_scope_profile_and_valid_candidates():
             from pipeline.core.params import validate_params
 
             validate_params(merge(profile, values), f"{name}/{candidate}")  # raises on a bad value
-        if spec["scope"] == "wcn":
-            assert spec.get("base"), f"{name}: a wcn study needs the base run it trains on"
 
 
 def test_wcn_scope_runs_from_the_wcn_to_the_evaluation():
@@ -38,37 +38,35 @@ def test_wcn_scope_runs_from_the_wcn_to_the_evaluation():
     assert names[names.index(start):names.index(until) + 1] == ["train_wcn", "evaluate"]
 
 
-def _finished_run(base: Path, params: dict) -> None:
+def _finished_base(base: Path, params: dict) -> None:
     for network in ("layout", "region"):
         final = base / "models" / network / "final"
         final.mkdir(parents=True)
         (final / "weights.safetensors").write_bytes(network.encode())
-    (base / "data" / "shards").mkdir(parents=True)
     (base / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def test_share_base_links_the_data_and_copies_the_upstream_networks(tmp_path):
-    params = {"model": {"ngf": 16}, "train": {"epochs": {"wcn": 10}}}
-    base, study = tmp_path / "runs" / "learn", tmp_path / "runs" / "selection" / "s"
-    _finished_run(base, params)
-    share_base(study, base, params, study / "cand")
-    assert (study / "data").resolve() == (base / "data").resolve()
+def test_a_trained_base_is_reused_and_copied_never_written(tmp_path):
+    profile = profile_params("learn", ROOT / "params.yaml")
+    study = tmp_path / "selection" / "s"
+    _finished_base(study / "base", absolute_weights(shared_paths(profile), ROOT))
+    base = upstream_base("s", study, profile)  # trained already with this recipe: nothing runs
+    assert base == study / "base"
+    copy_upstream(base, study / "cand")
     for network in ("layout", "region"):
         copied = study / "cand" / "models" / network / "final" / "weights.safetensors"
         assert copied.read_bytes() == network.encode()
-    # the candidate's own training writes into its copy, never into the base run
-    copied.write_bytes(b"changed")
+    copied.write_bytes(b"changed")  # the candidate's own training writes into its copy, never into the base
     assert (base / "models" / "region" / "final" / "weights.safetensors").read_bytes() == b"region"
 
 
-def test_share_base_refuses_a_missing_run_or_another_recipe(tmp_path):
-    params = {"model": {"ngf": 16}}
-    with pytest.raises(RemotError, match="no finished run"):
-        share_base(tmp_path / "study", tmp_path / "nothing", params, tmp_path / "study" / "c")
-    _finished_run(tmp_path / "base", params)
+def test_a_base_of_another_recipe_is_refused(tmp_path):
+    profile = profile_params("learn", ROOT / "params.yaml")
+    study = tmp_path / "selection" / "s"
+    other = merge(profile, {"model": {"ngf": profile["model"]["ngf"] * 2}})
+    _finished_base(study / "base", absolute_weights(shared_paths(other), ROOT))
     with pytest.raises(RemotError, match="another recipe"):
-        share_base(tmp_path / "study", tmp_path / "base", {"model": {"ngf": 32}}, tmp_path / "study" / "c")
-    assert not (tmp_path / "study" / "c").exists()
+        upstream_base("s", study, profile)
 
 
 def test_a_finished_twin_in_another_study_on_the_same_data_is_reused(tmp_path):

@@ -10,10 +10,14 @@ final losses and a markdown artifact with the sample grid (PNG, embedded as base
     python -m pipeline.orchestration.flow run   [--params params.yaml]   # in-process (`make train`)
     python -m pipeline.orchestration.flow serve [--params params.yaml]   # serve deployment remot/train (`make serve`)
 
-The flow takes **no run parameters**: the params file is fixed by whoever starts ``run``/``serve`` (``--params``,
-passed to the flow run through the ``REMOT_PARAMS`` environment variable, which the served deployment's runs
-inherit). A deployment parameter naming a file would let anyone who can reach the Prefect API train from a params
-file of their choosing, and a params file can name shard URLs and output folders.
+The flow takes **one run parameter**, ``profile``: a name from ``pipeline.profiles.PROFILES`` (checked against
+that list; anything else fails the run before it starts). With it the flow runs that profile as the DVC experiment
+of its name (``python -m pipeline.profiles NAME --replace``: all stages, results in metrics/NAME/), e.g.
+``prefect deployment run remot/train --param profile=learn``. Without it the flow trains from the params file fixed
+by whoever starts ``run``/``serve`` (``--params``, passed to the flow run through the ``REMOT_PARAMS`` environment
+variable, which the served deployment's runs inherit). A deployment parameter naming a file would let anyone who
+can reach the Prefect API train from a params file of their choosing, and a params file can name shard URLs and
+output folders; a profile name only selects one of the project's committed profiles.
 """
 from __future__ import annotations
 
@@ -22,13 +26,14 @@ import base64
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipeline.core.errors import RemotError
 from pipeline.core.params import load_params
+from pipeline.profiles import PROFILES, check_profile
 from pipeline.stage.prefect_server import private_temporary_server
 
 
@@ -78,10 +83,22 @@ def served_params_path() -> str:
     return str(Path(os.environ.get(PARAMS_ENV) or "params.yaml").resolve())
 
 
+def run_profile(profile: str) -> dict[str, Any]:
+    """Profile ``profile`` as a DVC experiment (pipeline/profiles), replacing one of that name on this commit."""
+    from pipeline.profiles.__main__ import main as profile_main
+
+    code = profile_main([check_profile(profile), "--replace"])
+    if code != 0:
+        raise RemotError(f"profile {profile} failed (exit {code}); its output above names the stage")
+    return {"profile": profile, "experiment": profile}
+
+
 @flow(name="remot", log_prints=True)
-def remot() -> dict[str, Any]:
+def remot(profile: Optional[Literal[PROFILES]] = None) -> dict[str, Any]:  # type: ignore[valid-type]
     """Paper 3.3: the three stages separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
-    layouts), WCN (on both)."""
+    layouts), WCN (on both). ``profile``: run that profile as a DVC experiment instead (module docstring)."""
+    if profile is not None:
+        return run_profile(profile)
     params_path = served_params_path()
     load_params(params_path)  # a bad params file fails here, before any task starts
     layout_metrics = train_stage("layout", params_path)

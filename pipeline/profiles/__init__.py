@@ -1,16 +1,16 @@
-"""Named run profiles: ``params.yaml`` with a profile's values on top, run in a root folder of its own.
+"""Named run profiles: ``params.yaml`` with a profile's values on top, run as a DVC experiment.
 
 * ``demo`` - params.yaml as committed (``make demo``: every stage in minutes, nothing learnt).
 * ``learn`` - the CPU learning run (``make learn``): 2 cores, at most 60 minutes, REMOT learns enough to
   beat the copy-source and GAM-only baselines on the demo test split.
 * ``paper`` - the paper's recipe for GPU machines (256x192, vid2vid-sized networks, 10 epochs per stage).
 
-``python -m pipeline.profiles NAME`` writes ``data/runs/NAME/params.yaml`` (the merged params; paths in it are
-relative to that folder, so all its data, checkpoints, metrics and plots land there) and runs the DVC stages'
-commands in the order of ``dvc.yaml`` with ``--params`` pointing at it. Every stage is incremental and training
-resumes, so a killed run continues where it stopped. At the end the small results (metrics, loss curves, sample
-grids, the evaluation's sample videos and the wall time per stage) are copied to ``metrics/NAME/`` and
-``plots/NAME/``, which the project commits and ``dvc.yaml`` lists as metrics and plots.
+``python -m pipeline.profiles NAME`` runs ``dvc exp run --temp -n NAME`` with the profile's values as ``-S``
+overrides and the git-ignored pretrained weights copied in with ``-C`` (``pipeline/profiles/experiment.py``), so
+the run is the experiment ``NAME`` in ``dvc exp show``, its outputs are in DVC's cache and the workspace is not
+touched. At the end the small results (metrics, loss curves, sample grids, the evaluation's sample videos and the
+wall time per stage) are read from the experiment into ``metrics/NAME/`` and ``plots/NAME/``, which the project
+commits and ``dvc.yaml`` lists as metrics and plots.
 """
 from __future__ import annotations
 
@@ -24,12 +24,21 @@ from pipeline.core.errors import RemotError
 
 PROFILE_DIR = Path(__file__).resolve().parent
 PROFILES = ("demo", "learn", "paper")
+# Every params key naming pretrained weights (a file or a folder): relative to the project root, or absolute.
+WEIGHTS_PARAMS = (("parse", "schp_weights"), ("flow", "flownet2_weights"), ("flow", "raft_weights"),
+                  ("train", "vgg19_weights"), ("evaluate", "lpips_weights"), ("evaluate", "inception_weights"))
+
+
+def check_profile(name: str) -> str:
+    """``name`` if it is a profile; else a :class:`RemotError` listing the profiles."""
+    if name not in PROFILES:
+        raise RemotError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} (pipeline/profiles/)")
+    return name
 
 
 def overlay(name: str) -> dict[str, Any]:
     """The values profile ``name`` sets on top of params.yaml."""
-    if name not in PROFILES:
-        raise RemotError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    check_profile(name)
     return yaml.safe_load((PROFILE_DIR / f"{name}.yaml").read_text()) or {}
 
 
@@ -52,3 +61,17 @@ def profile_params(name: str, params_file: Path) -> dict[str, Any]:
     merged = merge(yaml.safe_load(Path(params_file).read_text()), overlay(name))
     validate_params(merged, f"{params_file} + profile {name}")
     return merged
+
+
+def absolute_weights(params: dict[str, Any], root: Path) -> dict[str, Any]:
+    """``params`` with every relative weights path made absolute against ``root``, the project root: for params
+    written into another folder, whose stages resolve relative paths against that folder."""
+    from pipeline.core.params import Params
+
+    defaults = Params().model_dump()
+    out = copy.deepcopy(params)
+    for section, key in WEIGHTS_PARAMS:
+        value = (out.get(section) or {}).get(key, defaults[section][key])
+        if isinstance(value, str) and not Path(value).is_absolute():
+            out.setdefault(section, {})[key] = str(Path(root).resolve() / value)
+    return out

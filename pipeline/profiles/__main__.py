@@ -1,9 +1,16 @@
-"""``python -m pipeline.profiles NAME [--root DIR] [--until STAGE]``: run a profile end to end (see the package
-docstring). ``make learn`` is ``python -m pipeline.profiles learn``."""
+"""``python -m pipeline.profiles NAME [--until STAGE] [--replace] [--no-publish]``: run a profile as the DVC
+experiment NAME (see the package docstring and ``pipeline/profiles/experiment.py``). ``make learn`` is
+``python -m pipeline.profiles learn``.
+
+``run_stages`` below is the stage loop this command used before profiles became DVC experiments; only
+``pipeline.selection`` (and the preprocessing benchmark, through ``stage_commands``) still use it, until selection
+runs its candidates as experiments too.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -13,7 +20,9 @@ import yaml
 
 from pipeline.core import atomic
 from pipeline.core.errors import RemotError
-from pipeline.profiles import PROFILES, profile_params
+from pipeline.profiles import PROFILES, absolute_weights, profile_params
+from pipeline.profiles import experiment
+from pipeline.profiles.overrides import check_overrides, to_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 # The commands of dvc.yaml's stages, in its order ({ds} = each registered dataset). perception_metrics needs
@@ -33,27 +42,17 @@ def stage_commands(datasets: list[str], params_file: Path) -> list[tuple[str, li
     return commands
 
 
-def publish(name: str, run_root: Path, timings: dict[str, float]) -> None:
-    """Copy the run's small results to metrics/NAME and plots/NAME (committed; dvc.yaml lists them)."""
-    metrics, plots = ROOT / "metrics" / name, ROOT / "plots" / name
-    for src in sorted((run_root / "metrics").glob("*.json")):
-        atomic.write_bytes(metrics / src.name, src.read_bytes())
-    for src in sorted((run_root / "plots" / "train").glob("*")):
-        atomic.write_bytes(plots / src.name, src.read_bytes())
-    for src in sorted((run_root / "reports" / "eval" / "samples").glob("*.mp4")):
-        atomic.write_bytes(plots / "samples" / src.name, src.read_bytes())
-    atomic.write_json(metrics / "wall_time.json", {
-        "profile": name, "total_minutes": round(sum(timings.values()) / 60, 2),
-        "stages_seconds": {k: round(v, 1) for k, v in timings.items()},
-        "machine": f"{os.cpu_count()} CPU cores"})
-
-
 def run_stages(label: str, params: dict, run_root: Path, until: str | None = None,
                start: str | None = None) -> dict[str, float] | int:
-    """Write ``params`` to ``run_root/params.yaml`` and run the stages' commands in order (from ``start``, up to
-    ``until``); the wall seconds per stage, or the failing stage's exit code."""
+    """Used only by ``pipeline.selection``. Write ``params`` to ``run_root/params.yaml`` and run the stages'
+    commands in order (from ``start``, up to ``until``); the wall seconds per stage, or the failing stage's exit
+    code.
+
+    Relative weights paths are made absolute against the project root first: the stages resolve relative paths
+    against the params file's folder, where no weights are."""
     run_root.mkdir(parents=True, exist_ok=True)
     params_file = run_root / "params.yaml"
+    params = absolute_weights(params, ROOT)
     atomic.write_bytes(params_file, yaml.safe_dump(params, sort_keys=False).encode())
     timings: dict[str, float] = {}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -74,27 +73,60 @@ def run_stages(label: str, params: dict, run_root: Path, until: str | None = Non
     return timings
 
 
+def plan(name: str, root: Path = ROOT) -> tuple[list[str], list[str]]:
+    """The ``-S`` overrides and ``-C`` weights paths of profile ``name``, checked against DVC's own handling."""
+    params_file = root / "params.yaml"
+    target = profile_params(name, params_file)
+    overrides = to_overrides(yaml.safe_load(params_file.read_text()) or {}, target)
+    check_overrides(params_file, overrides, target, f"{params_file} + profile {name}")
+    return overrides, experiment.weights_copy_paths(root)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("profile", choices=PROFILES)
-    parser.add_argument("--root", default=None, help="run folder (default data/runs/PROFILE)")
-    parser.add_argument("--until", default=None, help="stop after this stage (e.g. shards, train_layout)")
+    parser.add_argument("--until", default=None, metavar="STAGE",
+                        help="run only up to this stage (a dvc.yaml target, e.g. shards, flow@demo, train_layout); "
+                             "nothing is published")
+    parser.add_argument("--replace", action="store_true",
+                        help="remove an experiment of this name on the same commit first")
     parser.add_argument("--no-publish", action="store_true", help="do not copy results to metrics/ and plots/")
+    parser.add_argument("--dry-run", action="store_true", help="print the dvc command and stop")
     args = parser.parse_args(argv)
-    run_root = Path(args.root or ROOT / "data" / "runs" / args.profile).resolve()
+    name = args.profile
     try:
-        params = profile_params(args.profile, ROOT / "params.yaml")
+        overrides, copy_paths = plan(name)
+        baseline = experiment.git(ROOT, "rev-parse", "HEAD")
+        existing = experiment.experiment_rev(ROOT, name, baseline)
+        if existing and not args.replace and not args.dry_run:
+            raise RemotError(f"experiment {name!r} already exists on this commit ({existing[:7]}): "
+                             f"`dvc exp remove {name}` or add --replace to run it again")
     except RemotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    timings = run_stages(args.profile, params, run_root, args.until)
-    if isinstance(timings, int):
-        return timings
-    atomic.write_json(run_root / "wall_time.json", timings)
-    print(f"{args.profile}: {sum(timings.values()) / 60:.1f} minutes; run folder {run_root}")
+    command = experiment.exp_command(name, overrides, copy_paths, [args.until or experiment.DEFAULT_TARGET])
+    print(shlex.join(command), flush=True)
+    if args.dry_run:
+        return 0
+    if existing:
+        subprocess.run([experiment.dvc_executable(), "exp", "remove", name], cwd=ROOT, check=True)
+    started = time.perf_counter()
+    code, timings = experiment.run_experiment(ROOT, command)
+    total = time.perf_counter() - started
+    if code != 0:
+        print(f"error: `dvc exp run` for profile {name} failed (exit {code}); fix the stage it names and run again "
+              "(stages DVC finished are restored from its run cache)", file=sys.stderr)
+        return code
+    rev = experiment.experiment_rev(ROOT, name, baseline)
+    print(f"{name}: {total / 60:.1f} minutes; experiment {name} ({rev[:7] if rev else '?'}): `dvc exp show`, "
+          f"`dvc metrics diff {name}`, `dvc exp apply {name}`")
+    if rev is None:
+        print(f"error: DVC reported success but no experiment ref {experiment.experiment_ref(ROOT, name, baseline)}",
+              file=sys.stderr)
+        return 1
     if not args.no_publish and args.until is None:
-        publish(args.profile, run_root, timings)
-        print(f"results in metrics/{args.profile}/ and plots/{args.profile}/")
+        experiment.publish(ROOT, name, rev, timings, total)
+        print(f"results in metrics/{name}/ and plots/{name}/")
     return 0
 
 

@@ -12,6 +12,6 @@ Scopes:
   (``pipeline.evaluation.layouts``: layout mIoU, limbs IoU, person IoU per frame index).
 * ``full``: train all three networks and run the evaluate stage on the validation split
   (``metrics/eval.json``: REMOT's self-pair scores, motion included).
-* ``wcn``: train the WCN only, on the Layout and Region GANs of the study's ``base`` run (a finished run of the
-  same profile: ``make learn``'s folder), whose data the candidates share; then evaluate as ``full``.
+* ``wcn``: train the WCN only, on Layout and Region GANs trained once per study with the profile's own recipe
+  (``data/runs/selection/<study>/base/``); then evaluate as ``full``.
 """

@@ -15,13 +15,13 @@ import yaml
 from pipeline.core import atomic
 from pipeline.core.errors import RemotError
 from pipeline.core.params import load_params
-from pipeline.profiles import merge, profile_params
+from pipeline.profiles import absolute_weights, merge, profile_params
 from pipeline.profiles.__main__ import ROOT, run_stages
 
 STUDIES_FILE = Path(__file__).resolve().parent / "studies.yaml"
 # scope -> (first stage, last stage) a candidate runs. ``wcn``: the candidates train only the WCN, on the Layout
-# and Region GANs of the study's ``base`` run (a finished run of the same profile, e.g. make learn's folder),
-# whose data they share: a WCN choice costs one WCN training per candidate instead of a whole run.
+# and Region GANs the study trained once with the profile's recipe (``upstream_base``), whose data they share: a
+# WCN choice costs one WCN training per candidate instead of a whole run.
 STAGES = {"layout": (None, "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
 UPSTREAM = ("layout", "region")
 SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "layout_miou", "limbs_iou")
@@ -45,22 +45,24 @@ def shared_paths(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def share_base(study_root: Path, base: Path, profile: dict[str, Any], run_root: Path) -> None:
-    """For scope ``wcn``: the study's shared data is the base run's, and the candidate starts from the base's
-    trained Layout and Region GANs. The base must be a finished run of exactly the profile's recipe."""
-    base_params = base / "params.yaml"
-    if not base_params.is_file() or any(not (base / "models" / n / "final").is_dir() for n in UPSTREAM):
-        raise RemotError(f"{base}: no finished run there (params.yaml and models/{{layout,region}}/final); "
-                         "run the profile first (make learn)")
-    if yaml.safe_load(base_params.read_text()) != profile:
-        raise RemotError(f"{base_params} is another recipe than the profile's: re-run the profile (make learn) so "
-                         "the candidates start from its networks")
-    shared = study_root / "data"
-    if not shared.exists():
-        study_root.mkdir(parents=True, exist_ok=True)
-        shared.symlink_to((base / "data").resolve(), target_is_directory=True)
-    elif shared.resolve() != (base / "data").resolve():
-        raise RemotError(f"{shared} is not the base run's data ({base / 'data'}); move it away or pick the base")
+def upstream_base(study: str, study_root: Path, profile: dict[str, Any]) -> Path | int:
+    """For scope ``wcn``: the study's Layout and Region GANs, trained once on the study's shared data with the
+    profile's own recipe in ``<study>/base/`` (the first run of a study trains them; later runs reuse them); the
+    folder, or the failing stage's exit code."""
+    base = study_root / "base"
+    wanted = absolute_weights(shared_paths(profile), ROOT)
+    if (base / "params.yaml").is_file() and yaml.safe_load((base / "params.yaml").read_text()) != wanted:
+        raise RemotError(f"{base}: trained with another recipe than the profile's now; move it away to train the "
+                         "base again")
+    if all((base / "models" / n / "final").is_dir() for n in UPSTREAM):
+        return base
+    done = run_stages(f"{study}/base", shared_paths(profile), base, until="train_region")
+    return done if isinstance(done, int) else base
+
+
+def copy_upstream(base: Path, run_root: Path) -> None:
+    """The candidate starts from the base's trained Layout and Region GANs (copies: its run never writes into
+    the base)."""
     for name in UPSTREAM:
         target = run_root / "models" / name / "final"
         if not target.exists():
@@ -160,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             profile = profile_params(spec["profile"], ROOT / "params.yaml")
             params = merge(profile, merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
             if spec["scope"] == "wcn":
-                share_base(study_root, ROOT / spec["base"], profile, run_root)
+                base = upstream_base(args.study, study_root, profile)
+                if isinstance(base, int):
+                    return base
+                copy_upstream(base, run_root)
         except RemotError as exc:
             print(f"error: candidate {name}: {exc}", file=sys.stderr)
             return 2
