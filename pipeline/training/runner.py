@@ -284,7 +284,7 @@ def _build_steps(network: str, params: Params, root: Path, device: torch.device,
         from pipeline.pretrained.perceptual import load_perceptual
 
         vgg, vgg_info = load_perceptual(tp.perceptual, root / tp.vgg19_weights, seed=tp.seed)
-        vgg.layer_weights = tuple(tp.perceptual_layer_weights)  # read by the steps' eq. 7 (steps.py _perceptual)
+        vgg.layer_weights = tuple(tp.perceptual_layer_weighting)  # read by the steps' eq. 7 (steps.py _perceptual)
         if vgg.layer_weights != (1.0,) * 5:  # recorded only off eq. 7's plain sum: older checkpoints stay equal
             vgg_info = {**vgg_info, "layer_weights": list(vgg.layer_weights)}
         vgg_info = relative_paths(vgg_info, root)  # checkpoints are DVC outputs: the same bytes in every clone
