@@ -12,10 +12,15 @@ from typing import BinaryIO
 import numpy as np
 
 
-def savez_deflated(file: BinaryIO, compresslevel: int = 1, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` as ``<name>.npy`` members of a deflated zip (the npz layout numpy writes)."""
+def savez_deflated(file: BinaryIO, compresslevel: int = 1, stored: tuple[str, ...] = (),
+                   **arrays: np.ndarray) -> None:
+    """Write ``arrays`` as ``<name>.npy`` members of a deflated zip (the npz layout numpy writes); the members
+    named in ``stored`` are stored without compression (``np.load`` reads either)."""
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel,
                          allowZip64=True) as archive:
         for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+            info = zipfile.ZipInfo(f"{name}.npy")
+            info.compress_type = zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED
+            info._compresslevel = compresslevel  # what ZipFile.open(name) would set from the archive's level
+            with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

@@ -126,9 +126,17 @@ class _SkinModel:
         nose = _joint(kps, "nose")
         if nose is None:
             return
-        yy, xx = np.mgrid[:person.shape[0], :person.shape[1]]
-        disk = ((xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 <= max(0.4 * radius, 2.0) ** 2) & person
-        sample = lab[disk]
+        # The disk tested on its bounding window only (the same pixels, in the same row-major order, as a
+        # whole-frame test: a full-frame grid per frame cost ~1 ms).
+        r = max(0.4 * radius, 2.0)
+        y0, y1 = max(int(np.floor(nose[1] - r)), 0), min(int(np.ceil(nose[1] + r)) + 1, person.shape[0])
+        x0, x1 = max(int(np.floor(nose[0] - r)), 0), min(int(np.ceil(nose[0] + r)) + 1, person.shape[1])
+        if y0 >= y1 or x0 >= x1:
+            return
+        yy = np.arange(y0, y1)[:, None]
+        xx = np.arange(x0, x1)[None, :]
+        disk = ((xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 <= r ** 2) & person[y0:y1, x0:x1]
+        sample = lab[y0:y1, x0:x1][disk]
         if len(sample) < 6:
             return
         self.generic = False
@@ -137,10 +145,14 @@ class _SkinModel:
         self.mean = np.median(chroma, axis=0)
         cov = np.cov(chroma.T) if len(chroma) > 2 else np.zeros((2, 2))
         cov = cov + np.eye(2) * SKIN_MIN_SIGMA ** 2
-        largest = float(np.linalg.eigvalsh(cov).max())
+        # 2x2 eigenvalue and inverse in closed form: LAPACK's calls cost ~5 ms a frame here (thread wake-ups
+        # on a busy machine), more than the whole skin test.
+        (a, b), (_, d) = cov
+        largest = float(0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + b * b))
         if largest > SKIN_MAX_SIGMA ** 2:
             cov = cov * (SKIN_MAX_SIGMA ** 2 / largest)
-        self.inv_cov = np.linalg.inv(cov)
+        (a, b), (c, d) = cov
+        self.inv_cov = np.array([[d, -b], [-c, a]]) / (a * d - b * c)
 
     def __call__(self, rgb: np.ndarray, lab: np.ndarray) -> np.ndarray:
         """HxW bool: pixels that look like this person's skin."""
@@ -231,18 +243,17 @@ def _between_legs_fill(person_fabric: np.ndarray, kps: np.ndarray, top: float, b
         if any(p is None for p in pts):
             return None
         paths.append(pts)
-    samples, filled = 0, 0
+    # all 36 sample points at once (a Python loop of point-to-segment distances cost ~2 ms a frame)
+    pl, pr = (np.array([_along(p, s) for s in np.linspace(top, bottom, 12)]) for p in paths)
+    points = (pl[:, None] + np.array([0.4, 0.5, 0.6])[None, :, None] * (pr - pl)[:, None]).reshape(-1, 2)
+    clear = np.minimum(*(_polyline_distances(points, p) for p in paths)) >= leg_radius
     height, width = person_fabric.shape
-    for s in np.linspace(top, bottom, 12):
-        pl, pr = (_along(p, s) for p in paths)
-        for f in (0.4, 0.5, 0.6):
-            point = pl + f * (pr - pl)
-            if min(_polyline_distance(point, p) for p in paths) < leg_radius:
-                continue
-            x, y = _pt(point)
-            if 0 <= x < width and 0 <= y < height:
-                samples += 1
-                filled += bool(person_fabric[y, x])
+    samples, filled = 0, 0
+    for point in points[clear]:
+        x, y = _pt(point)
+        if 0 <= x < width and 0 <= y < height:
+            samples += 1
+            filled += bool(person_fabric[y, x])
     return filled / samples if samples >= 6 else None
 
 
@@ -263,13 +274,13 @@ def _leg_radius(person: np.ndarray, kps: np.ndarray, scale: float) -> float:
     return max(0.15 * scale, 1.2 * float(np.median(values))) if values else 0.15 * scale
 
 
-def _polyline_distance(point: np.ndarray, path: list[np.ndarray]) -> float:
-    """Euclidean distance from ``point`` to the polyline through ``path``."""
-    best = np.inf
+def _polyline_distances(points: np.ndarray, path: list[np.ndarray]) -> np.ndarray:
+    """(N,) Euclidean distances from ``points`` (N, 2) to the polyline through ``path``."""
+    best = np.full(len(points), np.inf)
     for a, b in zip(path[:-1], path[1:]):
         ab = b - a
-        t = np.clip(np.dot(point - a, ab) / max(float(np.dot(ab, ab)), 1e-9), 0.0, 1.0)
-        best = min(best, float(np.linalg.norm(point - (a + t * ab))))
+        t = np.clip((points - a) @ ab / max(float(np.dot(ab, ab)), 1e-9), 0.0, 1.0)
+        best = np.minimum(best, np.sqrt(((points - (a + t[:, None] * ab)) ** 2).sum(axis=1)))
     return best
 
 
@@ -455,6 +466,8 @@ def _merge_dress(labels: np.ndarray, lab: np.ndarray) -> None:
 
 def _above_line(shape: tuple[int, int], a: np.ndarray, b: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """HxW bool: pixels on the same side of the line a–b as ``reference``."""
-    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    # broadcast row and column vectors: the same float32 values as a full index grid, without building it
+    yy = np.arange(shape[0], dtype=np.float32)[:, None]
+    xx = np.arange(shape[1], dtype=np.float32)[None, :]
     cross = lambda x, y: (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0])  # noqa: E731
     return np.sign(cross(xx, yy)) == np.sign(cross(reference[0], reference[1]))

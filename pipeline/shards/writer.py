@@ -101,7 +101,11 @@ from pipeline.shards.windows import choose_source_frame, plan_windows, source_se
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 INDEX_NAME = "shards-index.json"
 N_JOINTS = 25
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+# zlib's run-length strategy (Z_RLE, which zlib's manual describes as made for PNG image data): a demo frame strip (3
+# frames, 768x192) encodes in 14 instead of 22 ms, decodes in 3 instead of 7 ms and takes 157 instead of 168 KB; with
+# +-12 noise added, 15 vs 19 ms, 2.5 vs 7.4 ms, 307 vs 328 KB (medians of 15, loaded 2-core machine). Still a plain
+# PNG, so the loader's cv2.imdecode reads it as before.
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 # Fixed-point flow at level 1 deflates to 15% of its raw bytes, level 6 to 11% in three times the time (DIS flow
 # of 64-frame demo clips); float16 deflated to 85% at either level.
 FLOW_GZIP_LEVEL = 1

@@ -10,6 +10,7 @@ one model it cannot avoid.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -40,28 +41,34 @@ def _bench_params(n_clips: int, n_frames: int, executor: str | None) -> dict:
     return params
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
 def pose_alone(frames_root: Path, model_complexity: int, confidence: float) -> tuple[float, int]:
-    """Seconds MediaPipe pose takes over every extracted frame (decoded beforehand), one video per model
-    instance as the pose stage runs it; and the number of frames."""
+    """Wall and CPU seconds MediaPipe pose takes over every extracted frame (decoded beforehand), one video per
+    model instance as the pose stage runs it; and the number of frames."""
     import cv2
 
     from pipeline.core.artifacts import frame_name
     from pipeline.pose.mediapipe_body25 import iter_estimate
 
-    seconds, count = 0.0, 0
+    seconds, cpu, count = 0.0, 0.0, 0
     for video in sorted(p for p in frames_root.iterdir() if (p / "meta.json").is_file()):
         frames = []
         for k in range(len(list(video.glob("*.png")))):
             image = cv2.imread(str(video / frame_name(k)), cv2.IMREAD_COLOR)
             frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         count += sum(1 for _ in iter_estimate(frames, model_complexity, confidence))
         seconds += time.perf_counter() - started
-    return seconds, count
+        cpu += time.process_time() - cpu_started
+    return seconds, cpu, count
 
 
 def run(quick: bool = True) -> list[dict]:
@@ -84,17 +91,19 @@ def end_to_end(n_clips: int, n_frames: int, executor: str | None, name: str) -> 
         (_, make_data), preprocessing = commands[0], commands[1:[n for n, _ in commands].index("shards") + 1]
         subprocess.run(make_data, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         seconds: dict[str, float] = {}
+        cpu: dict[str, float] = {}  # user + system CPU of the stage and every process it started (pool workers)
         for stage_name, command in preprocessing:
             stage = stage_name.split("@")[0]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), _children_cpu()
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
             seconds[stage] = time.perf_counter() - started
+            cpu[stage] = _children_cpu() - cpu_started
             if done.returncode != 0:
                 raise RuntimeError(f"stage {stage} failed (exit {done.returncode}): {done.stderr[-2000:]}")
         data = root / "data"
         frames = sum(1 for _ in (data / "frames" / "demo").glob("*/*.png"))
         disk = {stage: sum(_folder_bytes(data / d) for d in folders) for stage, folders in OUTPUTS.items()}
-        pose_seconds, pose_frames = pose_alone(data / "frames" / "demo", params["pose"]["model_complexity"],
+        pose_seconds, pose_cpu, pose_frames = pose_alone(data / "frames" / "demo", params["pose"]["model_complexity"],
                                                params["pose"]["min_detection_confidence"])
     total = sum(seconds.values())
     engine = validate_params(params).preprocess
@@ -106,6 +115,12 @@ def end_to_end(n_clips: int, n_frames: int, executor: str | None, name: str) -> 
         "frames": frames, "frames_per_s": round(frames / total, 3),
         "pose_frames_per_s": round(pose_frames / pose_seconds, 3),
         "ratio": round((frames / total) / (pose_frames / pose_seconds), 3),
+        # CPU time barely moves when other jobs share the machine, where wall time (and so "ratio") does: the
+        # work the whole path costs per frame against the pose model's, comparable across loaded runs.
+        "cpu_ms_per_frame": round(1000 * sum(cpu.values()) / frames, 2),
+        "pose_cpu_ms_per_frame": round(1000 * pose_cpu / pose_frames, 2),
+        "cpu_ratio": round((pose_cpu / pose_frames) / (sum(cpu.values()) / frames), 3),
+        "cpu_ms_per_frame_by_stage": {stage: round(1000 * c / frames, 2) for stage, c in cpu.items()},
         "mb_per_frame": round(sum(disk.values()) / 1e6 / frames, 4),
         "ms_per_frame": {stage: round(1000 * s / frames, 2) for stage, s in seconds.items()},
         "mb_per_frame_by_stage": {stage: round(b / 1e6 / frames, 4) for stage, b in disk.items()},
