@@ -133,13 +133,6 @@ def learn_params():
     return validate_params(profile_params("learn", Path(__file__).resolve().parents[2] / "params.yaml"))
 
 
-def learn_config() -> ModelConfig:
-    """The model of the ``learn`` profile (pipeline/profiles/learn.yaml)."""
-    from pipeline.core.params import model_config
-
-    return model_config(learn_params().model)
-
-
 def run(quick: bool = True) -> list[dict]:
     rows = []
     with limited_threads():
