@@ -59,3 +59,14 @@ def test_unknown_precision_is_refused_by_name():
     source, layout, keypoints = _inputs(64, 48, 1)
     with pytest.raises(RemotError, match="fp16"):
         generate_video(nets, source, layout, keypoints, source, precision="fp16")
+
+
+def test_transfer_refuses_an_unknown_precision_before_loading_anything(tmp_path):
+    from pipeline.core.params import Params
+    from pipeline.inference.transfer import run_transfer
+
+    # no checkpoint, source or driving video exists: the precision is what is named
+    with pytest.raises(RemotError, match="precision 'fp16'"):
+        run_transfer(Params(), tmp_path, tmp_path / "source.png", tmp_path / "driving.mp4", tmp_path / "out.mp4",
+                     checkpoint=tmp_path / "models", progress=False, precision="fp16")
+    assert not (tmp_path / "out.mp4").exists()
