@@ -50,7 +50,8 @@ class TransferResult:
     @property
     def frames_per_s(self) -> float:
         """Frames / wall seconds after start-up: the per-video rate a longer video or a second call approaches."""
-        return self.n_frames / max(sum(self.seconds.get(k, 0.0) for k in ("source", "driving", "frames", "finish")), 1e-9)
+        after_startup = sum(self.seconds.get(k, 0.0) for k in ("source", "driving", "frames", "finish"))
+        return self.n_frames / max(after_startup, 1e-9)
 
 
 class OutputRefused(RemotError):
