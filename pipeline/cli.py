@@ -83,12 +83,13 @@ def _transfer(args: argparse.Namespace) -> int:
     result = run_transfer(params, Path(args.params).resolve().parent, args.source, args.driving, args.out,
                           checkpoint=args.checkpoint, side_by_side_video=args.side_by_side, device=args.device,
                           progress=not args.quiet, force=args.force,
-                          params_file=args.params)
+                          params_file=args.params, precision=args.precision)
     b = result.backends
     print(f"wrote {result.out}: {result.n_frames} frames, {result.width}x{result.height}, {result.fps:g} fps "
           f"(the driving video's); person composed on the driving video's background plate")
-    print(f"speed: {result.network_frames_per_s:.1f} frames/s in the networks, {result.total_frames_per_s:.2f} "
-          f"frames/s end to end with preprocessing ({b['device']}, profile {b['profile']})")
+    print(f"speed: {result.network_frames_per_s:.1f} frames/s in the networks, {result.frames_per_s:.2f} "
+          f"frames/s end to end with preprocessing after {result.seconds['startup']:.1f} s of start-up "
+          f"({b['device']}, profile {b['profile']}, {b['precision']})")
     print(f"backends: pose {b.get('pose')}, parser {b.get('parser')}")
     return 0
 
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--side-by-side", action="store_true", help="write source | driving | output")
     transfer.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     transfer.add_argument("--quiet", action="store_true", help="no progress bar")
+    transfer.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                          help="the networks' arithmetic: bf16 (autocast) is faster on CPUs with bfloat16 "
+                               "instructions and approximates fp32 (README, Benchmarks)")
     transfer.set_defaults(func=_transfer)
     return parser
 

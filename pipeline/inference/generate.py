@@ -27,7 +27,12 @@ from remot_models import NUM_REGIONS, LayoutGenerator, RegionGenerator, WholeCom
 from remot_models.config import ModelConfig
 from remot_models.sequence import START_RULE, Generators, generate_sequence
 
-
+# Arithmetic of the networks at inference. bf16 runs the Region GAN and the WCN under torch.autocast (convolutions
+# and matmuls in bfloat16, other ops as autocast's CPU policy decides) and the Layout GAN in float32
+# (_Float32Layout): 1.1-1.3x the networks' frames/s on this project's AVX512-BF16 CPU (README, Benchmarks).
+# Training uses float32 on CPU, so bf16 frames approximate the float32 ones, within the tolerance
+# tests/test_inference_precision.py asserts.
+PRECISIONS = ("fp32", "bf16")
 
 
 class CheckpointMissing(RemotError):
@@ -133,21 +138,50 @@ class GeneratedVideo:
 class GeneratedFrame:
     """One frame of :func:`iter_generate`."""
 
-    frame: np.ndarray    # uint8 (H, W, 3) RGB, the final frame I^_d^t
-    layout: np.ndarray   # uint8 (H, W) generated layout labels 0..5
-    coarse: np.ndarray   # uint8 (H, W, 3) the Region GAN's foreground FG_r^t
+    frame: np.ndarray          # uint8 (H, W, 3) RGB, the final frame I^_d^t
+    layout: np.ndarray | None  # uint8 (H, W) generated layout labels 0..5 (None without ``details``)
+    coarse: np.ndarray | None  # uint8 (H, W, 3) the Region GAN's foreground FG_r^t (None without ``details``)
     network_seconds: float
 
 
-@torch.no_grad()
+class _Float32Layout(torch.nn.Module):
+    """The Layout GAN run in float32 inside a bf16 autocast region. Its output is hardened by an argmax, a
+    discrete choice that bf16 rounding flips on many pixels and that every later network and frame inherit: with
+    it in bf16, 12% of the demo's trained layout pixels differed from float32 over 4 frames (none with it in
+    float32, and the frames' mean error fell from 11 to 7 uint8 levels); it is 17% of the networks' time."""
+
+    def __init__(self, layout: LayoutGenerator):
+        super().__init__()
+        self.layout = layout
+
+    def encode_source(self, source_layout: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(source_layout.device.type, enabled=False):
+            return self.layout.encode_source(source_layout.float())
+
+    def forward(self, *args):
+        with torch.autocast(args[0].device.type, enabled=False):
+            return self.layout(*(a.float() if isinstance(a, torch.Tensor) else a for a in args))
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` (:data:`PRECISIONS`) on ``device``; float32 is no autocast."""
+    if precision not in PRECISIONS:
+        raise RemotError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.inference_mode()
 def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray,
                   keypoints: Iterable[np.ndarray], background: np.ndarray,
-                  pose_thickness: int = 4) -> Iterator[GeneratedFrame]:
+                  pose_thickness: int = 4, precision: str = "fp32",
+                  details: bool = True) -> Iterator[GeneratedFrame]:
     """Generate the source person in the driving poses, on ``background``, one frame at a time.
 
     ``source_image``: uint8 (H, W, 3) RGB crop; ``source_layout``: uint8 (H, W) labels 0..5; ``keypoints``: an
     iterable of float (25, 3) driving BODY_25 keypoints in crop pixels, one per frame (a (T, 25, 3) array or a
-    stream: memory stays flat in the number of frames); ``background``: uint8 (H, W, 3).
+    stream: memory stays flat in the number of frames); ``background``: uint8 (H, W, 3). ``precision``: one of
+    :data:`PRECISIONS`. ``details`` False leaves ``layout`` and ``coarse`` of each frame None (``remot transfer``
+    writes only the final frame: their device->host copies and argmax are per-frame time it does not need).
     """
     h, w = source_image.shape[:2]
     if source_layout.shape != (h, w) or background.shape != (h, w, 3):
@@ -161,17 +195,23 @@ def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.nd
     source = image_tensor(source_image)[None].to(dev)
     src_layout = one_hot(source_layout)[None].to(dev)
     bg = image_tensor(background)[None].to(dev)
-    generators = Generators(nets.layout, nets.region, nets.wcn)
+    generators = Generators(_Float32Layout(nets.layout) if precision == "bf16" else nets.layout, nets.region,
+                            nets.wcn)
     poses = (pose_tensor(np.asarray(kp)[None], h, w, pose_thickness).to(dev) for kp in keypoints)
     frames = generate_sequence(generators, source, src_layout, poses, bg)
+    cast = autocast(dev, precision)
     while True:
         started = time.perf_counter()
-        out = next(frames, None)
+        with cast:
+            out = next(frames, None)
         if out is None:
             return
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - started
+        if not details:
+            yield GeneratedFrame(image_array(out.composition.output[0]), None, None, seconds)
+            continue
         yield GeneratedFrame(image_array(out.composition.output[0]),
                              out.layout[0].argmax(dim=0).to(torch.uint8).cpu().numpy(),
                              image_array(out.region.foreground[0]), seconds)
@@ -179,12 +219,12 @@ def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.nd
 
 def generate_video(nets: Networks, source_image: np.ndarray, source_layout: np.ndarray, keypoints: np.ndarray,
                    background: np.ndarray, pose_thickness: int = 4,
-                   on_frame: Callable[[int], None] | None = None) -> GeneratedVideo:
+                   on_frame: Callable[[int], None] | None = None, precision: str = "fp32") -> GeneratedVideo:
     """:func:`iter_generate` collected into arrays (evaluation, benchmarks); ``on_frame(t)`` after each frame."""
     frames, layouts, coarse = [], [], []
     seconds = 0.0
     for t, out in enumerate(iter_generate(nets, source_image, source_layout, keypoints, background,
-                                          pose_thickness)):
+                                          pose_thickness, precision)):
         frames.append(out.frame)
         layouts.append(out.layout)
         coarse.append(out.coarse)

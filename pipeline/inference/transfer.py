@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline.core.compute import choose_device
 from pipeline.core.errors import RemotError
 from pipeline.core.params import Params, model_config
-from pipeline.inference.generate import START_RULE, iter_generate, load_networks
+from pipeline.inference.generate import START_RULE, autocast, iter_generate, load_networks
 from pipeline.inference.prepare import BACKGROUND_RULE, PLATE_FRAMES, Preprocessor
 from pipeline.inference.video_io import side_by_side, write_mp4_stream
 
@@ -41,6 +41,17 @@ class TransferResult:
     network_frames_per_s: float     # frames / seconds inside the three networks
     total_frames_per_s: float       # frames / wall seconds of the whole command (preprocessing included)
     backends: dict[str, Any] = field(default_factory=dict)
+    # wall seconds per phase: startup (checkpoints loaded, MediaPipe imported: paid once per command, whatever
+    # the video's length), source, driving (decode passes, person box, pose, plate), frames (networks, the pose
+    # maps and the encoding, interleaved), finish (read-back of the written file); networks: the part of frames
+    # spent inside the three networks
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames / wall seconds after start-up: the per-video rate a longer video or a second call approaches."""
+        after_startup = sum(self.seconds.get(k, 0.0) for k in ("source", "driving", "frames", "finish"))
+        return self.n_frames / max(after_startup, 1e-9)
 
 
 class OutputRefused(RemotError):
@@ -93,8 +104,11 @@ def check_output(out: Path | str, inputs: dict[str, Path | str], force: bool = F
 
 def run_transfer(params: Params, root: Path | str, source: Path | str, driving: Path | str, out: Path | str,
                  checkpoint: Path | str | None = None, side_by_side_video: bool = False, device: str = "auto",
-                 progress: bool = True, force: bool = False, params_file: Path | str | None = None) -> TransferResult:
+                 progress: bool = True, force: bool = False, params_file: Path | str | None = None,
+                 precision: str = "fp32") -> TransferResult:
     """Write ``out`` (mp4); see the module docstring. ``checkpoint`` defaults to ``<root>/<train.out>``.
+    ``precision``: the networks' arithmetic (``pipeline.inference.generate.PRECISIONS``; bf16 is faster on CPUs
+    with bfloat16 instructions and approximates float32).
     ``out`` must not be an input (``params_file`` included), nor inside :func:`managed_folders`, nor an existing
     file unless ``force`` (:func:`check_output`)."""
     started = time.perf_counter()
@@ -102,12 +116,25 @@ def run_transfer(params: Params, root: Path | str, source: Path | str, driving: 
     checkpoint_root = Path(checkpoint) if checkpoint is not None else root / params.train.out
     inputs = {"source": source, "driving": driving, "params file": params_file or root / "params.yaml"}
     check_output(out, inputs, force, managed_folders(params, root, checkpoint_root))
+    autocast(torch.device("cpu"), precision)  # an unknown precision fails before anything is loaded
     nets = load_networks(checkpoint_root, model_config(params.model), choose_device(device))
     prep = Preprocessor.from_params(params, root)
+    import mediapipe  # noqa: F401  (its import is most of the pose model's start-up: counted as such)
+    seconds = {"startup": time.perf_counter() - started}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        seconds[name] = now - mark
+        mark = now
+
     src = prep.source(source)
+    phase("source")
     # Streamed: the driving video is decoded in passes (prepare.driving_stream) and every generated frame is
     # encoded as soon as it exists, so memory does not grow with the video's length or resolution.
     drv = prep.driving_stream(driving)
+    phase("driving")
     network_seconds = 0.0
     bar = tqdm(total=drv.n_frames, desc="transfer", unit="frame", disable=not progress, file=sys.stderr)
 
@@ -115,18 +142,23 @@ def run_transfer(params: Params, root: Path | str, source: Path | str, driving: 
         nonlocal network_seconds
         crops = drv.crops() if side_by_side_video else None
         for generated in iter_generate(nets, src.image, src.layout, drv.keypoints, drv.background,
-                                       params.pose.thickness):
+                                       params.pose.thickness, precision, details=False):
             network_seconds += generated.network_seconds
             bar.update(1)
             yield side_by_side(src.image, next(crops), generated.frame) if crops is not None else generated.frame
 
+    def frames_done(n_frames: int) -> None:  # called between the last frame and the read-back check
+        phase("frames")
+
     try:
-        _, n, (height, width) = write_mp4_stream(out, frames(), drv.fps)
+        _, n, (height, width) = write_mp4_stream(out, frames(), drv.fps, on_encoded=frames_done)
     finally:
         bar.close()
+    phase("finish")
+    seconds["networks"] = network_seconds
     elapsed = time.perf_counter() - started
     backends = {**prep.backends, "device": str(nets.device), "torch": torch.__version__, "start": START_RULE,
                 "background": BACKGROUND_RULE, "checkpoints": nets.info, "profile": params.model.profile,
-                "background_frames": min(drv.n_frames, PLATE_FRAMES)}
+                "background_frames": min(drv.n_frames, PLATE_FRAMES), "precision": precision}
     return TransferResult(Path(out), n, height, width, drv.fps, n / max(network_seconds, 1e-9),
-                          n / max(elapsed, 1e-9), backends)
+                          n / max(elapsed, 1e-9), backends, seconds)

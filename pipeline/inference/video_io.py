@@ -8,7 +8,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -66,9 +66,11 @@ def write_mp4(path: Path | str, frames: Sequence[np.ndarray], fps: float) -> Pat
     return path
 
 
-def write_mp4_stream(path: Path | str, frames: Iterable[np.ndarray], fps: float) -> tuple[Path, int, tuple[int, int]]:
+def write_mp4_stream(path: Path | str, frames: Iterable[np.ndarray], fps: float,
+                     on_encoded: Callable[[int], None] | None = None) -> tuple[Path, int, tuple[int, int]]:
     """:func:`write_mp4` for frames that arrive one at a time (a generator): each is encoded as it comes, so
     memory does not grow with the video's length. Same atomicity, checks, read-back and permissions.
+    ``on_encoded(count)`` runs once every frame is encoded, before the read-back (a caller timing the two).
     Returns (path, frames written, (height, width))."""
     path = Path(path)
     if not fps or fps <= 0:
@@ -97,6 +99,8 @@ def write_mp4_stream(path: Path | str, frames: Iterable[np.ndarray], fps: float)
                 writer.release()
         if count == 0:
             raise VideoWriteError(f"{path}: no frames to write")
+        if on_encoded is not None:
+            on_encoded(count)
         written = count_frames(tmp)
         if written != count:
             raise VideoWriteError(f"{path}: wrote {count} frames but the file holds {written} "

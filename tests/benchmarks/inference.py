@@ -9,10 +9,13 @@ Method:
   bootstrap of frame 0 included) on freshly initialised networks and synthetic inputs at 256x192; speed does not
   depend on the weights. Frames / time spent inside the networks (CUDA-synchronised). ``tiny`` on CPU (one
   thread: the machine is shared); on CUDA also the ``paper`` profile.
+  Both precisions of ``remot transfer --precision``.
 * end to end - ``run_transfer`` on the project's own generated demo footage (two demo clips made in a temporary
   folder, never third-party footage): person box, MediaPipe pose, parsing (the params' backend: offline without
-  the SCHP weights), background plate, networks, mp4 writing; frames / wall time. The driving clip is capped at
-  ``extract.max_frames`` frames (8 in quick mode, 32 otherwise), with a tiny random-init checkpoint.
+  the SCHP weights), background plate, networks, mp4 writing; frames / wall time after start-up, the networks'
+  own frames/s in the same calls and their ratio; start-up (checkpoint loading, MediaPipe's import) its own row.
+  The driving clip is capped at ``extract.max_frames`` frames (16 in quick mode, 32 otherwise), with a tiny
+  random-init checkpoint; fp32 and bf16 calls interleaved, medians.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def _networks(profile: str, device: torch.device):
     return Networks(cfg, *nets, device=device, folders={})
 
 
-def networks_only(profile: str, device: torch.device, n_frames: int) -> dict:
+def networks_only(profile: str, device: torch.device, n_frames: int, precision: str = "fp32") -> dict:
     from pipeline.inference.generate import generate_video
 
     nets = _networks(profile, device)
@@ -77,18 +80,24 @@ def networks_only(profile: str, device: torch.device, n_frames: int) -> dict:
     keypoints[:, :, 0] = rng.uniform(60, 130, (n_frames, 25))
     keypoints[:, :, 1] = rng.uniform(40, 230, (n_frames, 25))
     keypoints[:, :, 2] = 0.9
-    generate_video(nets, source, layout, keypoints[:2], source)  # warm-up (allocator, cuDNN autotune)
-    video = generate_video(nets, source, layout, keypoints, source)
-    return _row(f"networks only, {profile} profile, 256x192", n_frames / video.network_seconds, "frames/s",
-                device.type, f"{n_frames} frames incl. the frame-0 bootstrap; Layout GAN + Region GAN (GAM) + WCN, "
-                f"random init, batch 1" + (", 1 CPU thread" if device.type == "cpu" else ""))
+    # warm-up (allocator, cuDNN autotune)
+    generate_video(nets, source, layout, keypoints[:2], source, precision=precision)
+    video = generate_video(nets, source, layout, keypoints, source, precision=precision)
+    return _row(f"networks only, {profile} profile, 256x192, {precision}", n_frames / video.network_seconds,
+                "frames/s", device.type, f"{n_frames} frames incl. the frame-0 bootstrap; Layout GAN + Region GAN "
+                f"(GAM) + WCN, random init, batch 1" + (", 1 CPU thread" if device.type == "cpu" else ""))
 
 
-def end_to_end(n_frames: int) -> dict:
+def end_to_end(n_frames: int, repeats: int) -> list[dict]:
+    """``remot transfer`` in fp32 and bf16, ``repeats`` times each, interleaved in one process (a shared machine's
+    load drifts: both precisions see the same drift); medians. The first call's start-up (checkpoint loading,
+    MediaPipe's import) is its own row; every row's frames/s is after start-up, with the networks' own rate in
+    the same calls and the ratio of the two (how close the whole path runs to its floor)."""
     from pipeline.demo_data import generate_demo_dataset
     from pipeline.inference.transfer import run_transfer
     from pipeline.core.params import validate_params
 
+    runs: dict[str, list] = {"fp32": [], "bf16": []}
     with tempfile.TemporaryDirectory(prefix="remot-bench-inference-") as tmp:
         root = Path(tmp)
         generate_demo_dataset(root / "demo", n_clips=2, n_frames=max(n_frames, 8), seed=0)
@@ -102,24 +111,45 @@ def end_to_end(n_frames: int) -> dict:
         random_checkpoints(root)
         params = validate_params({"extract": {"max_frames": n_frames, "min_frames": min(8, n_frames)},
                                   "model": {"profile": "tiny"}})
-        started = time.perf_counter()
-        result = run_transfer(params, root, root / "source.png", videos[0], root / "out.mp4", device="cpu",
-                              progress=False)
-        elapsed = time.perf_counter() - started
-    return _row("end to end incl. preprocessing, tiny profile, 256x192", result.n_frames / elapsed, "frames/s", "cpu",
-                f"remot transfer on a {result.n_frames}-frame generated demo clip: person box, MediaPipe pose, "
-                f"parser {result.backends.get('parser')}, background plate, networks "
-                f"({result.network_frames_per_s:.2f} frames/s of it), mp4 writing; includes model loading")
+
+        def transfer(precision: str, out: str):
+            return run_transfer(params, root, root / "source.png", videos[0], root / out, device="cpu",
+                                progress=False, precision=precision, force=True)
+
+        first = transfer("fp32", "first.mp4")
+        for _ in range(repeats):
+            for precision in runs:
+                runs[precision].append(transfer(precision, f"{precision}.mp4"))
+    rows = [_row("remot transfer start-up (first call), tiny profile", first.seconds["startup"], "s", "cpu",
+                 "checkpoints loaded and MediaPipe imported, before any frame; later calls in one process: "
+                 f"{np.median([r.seconds['startup'] for r in runs['fp32']]):.2f} s")]
+    for precision, results in runs.items():
+        rate = float(np.median([r.frames_per_s for r in results]))
+        networks = float(np.median([r.network_frames_per_s for r in results]))
+        ratio = float(np.median([r.frames_per_s / r.network_frames_per_s for r in results]))
+        phases = {k: float(np.median([r.seconds[k] for r in results])) for k in ("source", "driving", "frames",
+                                                                                   "networks")}
+        row = _row(f"remot transfer after start-up, tiny profile, 256x192, {precision}", rate, "frames/s", "cpu",
+                   f"median of {len(results)} calls on a {results[0].n_frames}-frame generated demo clip: person "
+                   f"box, MediaPipe pose, parser {results[0].backends.get('parser')}, background plate, networks, "
+                   f"mp4 writing; networks alone {networks:.2f} frames/s in the same calls, ratio {ratio:.2f}; "
+                   "seconds per call: " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
+                   + f"; with start-up {np.median([r.total_frames_per_s for r in results]):.2f} frames/s")
+        row.update(networks_frames_per_s=round(networks, 3), ratio_to_networks=round(ratio, 3),
+                   seconds={k: round(v, 3) for k, v in phases.items()})
+        rows.append(row)
+    return rows
 
 
 def run(quick: bool = True) -> list[dict]:
     with limited_threads():
-        rows = [networks_only("tiny", torch.device("cpu"), 4 if quick else 16)]
+        rows = [networks_only("tiny", torch.device("cpu"), 4 if quick else 16, precision)
+                for precision in ("fp32", "bf16")]
         if torch.cuda.is_available():
             cuda = torch.device("cuda")
             rows.append(networks_only("tiny", cuda, 16 if quick else 64))
             rows.append(networks_only("paper", cuda, 8 if quick else 32))
-        rows.append(end_to_end(8 if quick else 32))
+        rows.extend(end_to_end(16 if quick else 32, 2 if quick else 4))
         return rows
 
 
