@@ -59,7 +59,7 @@ from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, Lay
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig
 from remot_models.losses import (discriminator_loss, feature_matching_loss, flow_loss, generator_adversarial_loss,
-                                 masked_l1, perceptual_loss, reconstruction_loss, warp_loss)
+                                 area_normalised_l1, perceptual_loss, reconstruction_loss, warp_loss)
 from remot_models.sequence import FrameOutput, Generators, frozen, generate_sequence
 
 TENSOR_FIELDS = ("frames", "poses", "keypoints", "layouts", "flow", "valid", "background", "source",
@@ -357,7 +357,7 @@ class RegionSteps(NetworkSteps):
         # eq. 6-7 against what the camera saw where the Layout GAN put each region (see the module docstring)
         frame = b["frames"][:, out.t]
         asked = frame.unsqueeze(1) * fake_masks.unsqueeze(2)                             # (B, 5, 3, H, W)
-        rec = masked_l1(fake.flatten(0, 1), asked.flatten(0, 1), fake_masks.unsqueeze(2).flatten(0, 1))
+        rec = area_normalised_l1(fake.flatten(0, 1), asked.flatten(0, 1), fake_masks.unsqueeze(2).flatten(0, 1))
         if self.cfg.perceptual_on == "regions":
             per = self._perceptual(fake.flatten(0, 1), asked.flatten(0, 1))
         else:
@@ -427,7 +427,7 @@ class WCNSteps(NetworkSteps):
         per = self._perceptual(comp.output, real)
         face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
         terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(comp.output, real),
-                 "rec_person": self.cfg.lambda_rec * masked_l1(comp.output, real, person),
+                 "rec_person": self.cfg.lambda_rec * area_normalised_l1(comp.output, real, person),
                  "per_content": self.cfg.lambda_per * per["content"],
                  "per_style": self.cfg.lambda_style * per["style"],
                  **self._gan_terms(self.modules["discriminator"], comp.output, real, fake_cond, real_cond),
