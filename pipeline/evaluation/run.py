@@ -49,12 +49,11 @@ from pipeline.evaluation.summary import SUMMARY_FILE, summarize
 from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks, untrained_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
 from pipeline.metrics import Unavailable, load_or_unavailable
-from pipeline.metrics.fid import InceptionFeatures
 from pipeline.metrics.motion import keypoint_scores, layout_scores, moved_region, moved_region_scores
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.pose.mediapipe_body25 import iter_estimate
 from pipeline.metrics.tcm import tcm
-from pipeline.pretrained.fid_inception import load_inception
+from pipeline.pretrained.fid_inception import InceptionFeatures, load_inception
 from pipeline.pretrained.lpips_network import load_lpips
 from pipeline.pretrained.perceptual import short_name
 

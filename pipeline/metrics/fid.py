@@ -15,12 +15,8 @@ comparable to values computed with the same N; results record N and this caveat.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from scipy import linalg
-
-# The extractor's class and the names of the paper-comparable ones, for the callers that score with it
-from pipeline.pretrained.fid_inception import COMPARABLE, InceptionFeatures  # noqa: F401
 
 SMALL_N_CAVEAT = ("FID is biased upward at small N (Chong & Forsyth 2020); compare only values computed with the "
                   "same number of images, preferably >= 2048 (below 2048 the covariance is rank-deficient)")

@@ -13,9 +13,10 @@ import numpy as np
 
 from pipeline.flow.base import FlowBackend
 from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import COMPARABLE, InceptionFeatures, fid_from_features
+from pipeline.metrics.fid import fid_from_features
 from pipeline.metrics.image import SIGMA, mask_psnr, mask_ssim, psnr, ssim
 from pipeline.metrics.tcm import tcm
+from pipeline.pretrained.fid_inception import COMPARABLE, InceptionFeatures
 from pipeline.pretrained.lpips_network import LPIPS
 
 IMAGE_BACKEND = "pipeline.metrics.image (Wang 2004 SSIM, scikit-image conventions, data range 255)"
