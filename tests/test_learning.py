@@ -14,7 +14,7 @@ from pipeline.pretrained.vgg19 import VGG19Features
 from pipeline.training.data import ResumableWindows, epoch_batches, training_urls
 from pipeline.training.steps import build_steps, person_of, to_device
 from remot_models import ModelConfig
-from remot_models.losses import masked_l1
+from remot_models.losses import area_normalised_l1
 from tests.test_train import tiny_shards  # noqa: F401 (fixture)
 
 STEPS = {"layout": 40, "region": 100, "wcn": 40}
@@ -41,7 +41,7 @@ def error(stage: str, steps, batch) -> float:
             errors.append((out.layout_out.layout - layout).abs().mean())
         elif stage == "region":  # the real frame where the Layout GAN put the person (the stage's target)
             person = person_of(out.layout)
-            errors.append(masked_l1(out.region.foreground, frame * person, person))
+            errors.append(area_normalised_l1(out.region.foreground, frame * person, person))
         else:
             errors.append((out.composition.output - frame).abs().mean())
     return float(torch.stack(errors).mean())

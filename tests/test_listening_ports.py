@@ -44,13 +44,13 @@ def test_executors_without_an_engine_open_no_port(executor):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_processes_executor_ports_are_tls_or_password_protected(prefect_home):
-    """Executor 'processes': the scheduler, the nannies and the workers speak mutual TLS and nothing else
+def test_local_dask_executor_ports_are_tls_or_password_protected(prefect_home):
+    """Executor 'local-dask': the scheduler, the nannies and the workers speak mutual TLS and nothing else
     listens (the old cluster left the dashboard on 8787 and a plain-HTTP web server per worker); the private
     Prefect server answers 401; its database is not $PREFECT_HOME/prefect.db."""
     baseline = ports(os.getpid())
     [outcome] = run_all(survey_item, [(os.getpid(), tuple(baseline))],
-                        PreprocessParams(executor="processes", workers=2))
+                        PreprocessParams(executor="local-dask", workers=2))
     assert outcome.info is not None, outcome.skipped
     found = outcome.info["sockets"]
     assert unprotected(found) == [], found

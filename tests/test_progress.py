@@ -61,3 +61,24 @@ def test_run_all_reports_frames_from_the_items(monkeypatch, capsys):
         ["flow-demo: 3/3 videos", "32/32 frames"]]
     assert ["1 skipped" in line for line in lines] == [False, True, True]
     assert "ETA" in lines[0] and "ETA" not in lines[2]
+
+
+def test_training_counts_steps_from_where_it_resumed_and_prints_only_its_own_lines():
+    """The same class counts a training run's steps: no timed summaries, one line per checkpoint (note), none at
+    all on a rank other than 0."""
+    import math
+
+    clock, out = Clock(), io.StringIO()
+    progress = Progress("train layout", 10, unit="step", initial=4, stream=out, interval=math.inf, clock=clock)
+    clock.now = 2
+    progress.update(postfix={"g": "1.000"})
+    progress.update(postfix={"g": "0.900"})
+    assert out.getvalue() == "" and progress.done == 6 and progress.rate() == 1.0
+    progress.note("train layout: step 6/10")
+    progress.close()
+    assert out.getvalue().splitlines() == ["train layout: step 6/10"]
+    quiet = Progress("train layout", 10, unit="step", stream=out, interval=0, clock=clock, silent=True)
+    quiet.update()
+    quiet.note("rank 1")
+    quiet.close()
+    assert out.getvalue().splitlines() == ["train layout: step 6/10"]

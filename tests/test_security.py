@@ -193,7 +193,7 @@ def test_local_dask_cluster_refuses_clients_without_its_certificates(tmp_path, m
 
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    [outcome] = run_all(_scheduler_probe, [()], PreprocessParams(executor="processes", workers=1))
+    [outcome] = run_all(_scheduler_probe, [()], PreprocessParams(executor="local-dask", workers=1))
     assert outcome.info is not None, outcome.skipped
     assert outcome.info["address"].startswith("tls://127.0.0.1:")
     assert outcome.info["refused"] == [True, True]

@@ -68,10 +68,12 @@ def test_checkpoints_are_safetensors_and_json_and_load_without_pickle(tiny_shard
     weights = load_file(str(stage_dir / "final" / "modules.safetensors"))
     assert any(k.startswith("generator.") for k in weights) and any(k.startswith("discriminator.") for k in weights)
     meta = json.loads((stage_dir / "final" / "state.json").read_text())["meta"]
+    assert meta["network"] == "layout" and "stage" not in meta
     assert meta["profile"] == "tiny" and meta["backends"]["shards"] == [
         {"flow": "test-flow", "parser": "test-parser", "pose": "test-pose"}]
     assert len(meta["data_manifest_sha256"]) == 64 and meta["params_hash"] and "git_revision" not in meta
     metrics = json.loads((root / "metrics" / "train_layout.json").read_text())
+    assert metrics["network"] == "layout"
     assert metrics["steps"] == 6 and set(metrics["final_losses"]) >= {"ce", "rec", "g_adv", "flow", "warp", "d_adv"}
     csv = (root / "plots" / "train" / "layout.csv").read_text().splitlines()
     assert csv[0].startswith("step,epoch,") and len(csv) == 7
@@ -96,6 +98,11 @@ def test_checkpoints_are_safetensors_and_json_and_load_without_pickle(tiny_shard
     for k, v in steps.modules["generator"].state_dict().items():
         assert torch.equal(v, saved["generator." + k])
     assert steps.optimizers["generator"].state_dict()["state"][0]["exp_avg"].abs().sum() > 0
+
+
+def test_a_checkpoint_naming_its_network_under_the_old_stage_key_reads_as_network(tmp_path):
+    ckpt.write_checkpoint_files(tmp_path, ckpt.TrainingState(meta={"stage": "layout"}), {}, {}, {})
+    assert ckpt.read_state(tmp_path)["meta"] == {"network": "layout"}
 
 
 def test_killed_run_resumes_to_the_same_losses(tiny_shards, tmp_path):

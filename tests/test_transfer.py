@@ -31,6 +31,7 @@ def save_initialised_checkpoint(root: Path, cfg: ModelConfig, profile: str = "ti
     for stage in NETWORKS:
         folder = root / stage / "final"
         folder.mkdir(parents=True, exist_ok=True)
+        # "stage", the key checkpoints named their network under before it was "network": they must still load
         state = ckpt.TrainingState(meta={"stage": stage, "profile": profile, "model_config": cfg.to_dict()})
         ckpt.write_checkpoint_files(folder, state, {"generator": nets[stage]}, {}, {})
     return root

@@ -2,14 +2,14 @@
 
 One checkpoint is a folder::
 
-    models/<stage>/step-000123/
+    models/<network>/step-000123/
         modules.safetensors      every network's state_dict, keys "<module>.<param>" (generator., discriminator., ...)
         optimizers.safetensors   every tensor of every optimizer state, keys "<optimizer>/<param index>/<name>"
         rng.safetensors          torch CPU (and CUDA) generator states, numpy's MT19937 key array
         state.json               step, epoch, loader position, optimizer param groups and non-tensor state,
                                  scheduler states, python/numpy RNG scalars, and ``meta`` (git revision, params
                                  hash, data manifest hash, model config, backends)
-    models/<stage>/latest.json   {"step": 123, "dir": "step-000123"}: the newest complete checkpoint
+    models/<network>/latest.json   {"step": 123, "dir": "step-000123"}: the newest complete checkpoint
 
 Crash safety: a checkpoint is written into a temporary sibling folder (``.tmp-step-...``), renamed into place,
 and only then is ``latest.json`` replaced (atomically). A kill at any moment leaves ``latest.json`` naming a
@@ -114,17 +114,17 @@ def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> No
 # ------------------------------------------------------------------------------------------------ save / load
 
 
-def save_checkpoint(stage_dir: Path, state: TrainingState, modules: dict[str, torch.nn.Module],
+def save_checkpoint(network_dir: Path, state: TrainingState, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
                     keep: int = 3) -> Path:
-    """Write ``stage_dir/step-<step>/`` (temp folder + rename), then point ``latest.json`` at it; keep the
+    """Write ``network_dir/step-<step>/`` (temp folder + rename), then point ``latest.json`` at it; keep the
     newest ``keep`` step folders. Returns the checkpoint folder."""
-    stage_dir = Path(stage_dir)
-    final = stage_dir / step_dir_name(state.step)
+    network_dir = Path(network_dir)
+    final = network_dir / step_dir_name(state.step)
     with atomic.replace_dir(final) as tmp:
         write_checkpoint_files(tmp, state, modules, optimizers, schedulers)
-    atomic.write_json(stage_dir / LATEST, {"step": state.step, "dir": final.name})
-    steps = sorted(p for p in stage_dir.glob("step-*") if p.is_dir())
+    atomic.write_json(network_dir / LATEST, {"step": state.step, "dir": final.name})
+    steps = sorted(p for p in network_dir.glob("step-*") if p.is_dir())
     for old in steps[:-keep] if keep > 0 else []:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
@@ -154,16 +154,16 @@ def write_checkpoint_files(folder: Path, state: TrainingState, modules: dict[str
     })
 
 
-def latest_checkpoint(stage_dir: Path) -> Path | None:
+def latest_checkpoint(network_dir: Path) -> Path | None:
     """The folder ``latest.json`` names, or None when there is no complete checkpoint."""
-    atomic.remove_stale_temps(stage_dir)
-    pointer = Path(stage_dir) / LATEST
+    atomic.remove_stale_temps(network_dir)
+    pointer = Path(network_dir) / LATEST
     if not pointer.is_file():
         return None
-    folder = Path(stage_dir) / json.loads(pointer.read_text())["dir"]
+    folder = Path(network_dir) / json.loads(pointer.read_text())["dir"]
     if not (folder / "state.json").is_file():
         raise BadCheckpoint(f"{pointer} names {folder}, which is missing or incomplete; delete {pointer} to "
-                            "start the stage afresh")
+                            "start its training afresh")
     return folder
 
 
@@ -171,7 +171,13 @@ def read_state(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "state.json"
     if not path.is_file():
         raise BadCheckpoint(f"{folder} is not a training checkpoint: {path.name} is missing")
-    return json.loads(path.read_text())
+    state = json.loads(path.read_text())
+    meta = state.get("meta", {})
+    # Checkpoints written before the trained network was called a network name it under "stage"; readers see
+    # "network" either way, and the next save of a resumed run writes only the new key.
+    if "stage" in meta and "network" not in meta:
+        meta["network"] = meta.pop("stage")
+    return state
 
 
 def check_model_config(folder: Path, expected: dict[str, Any], what_to_run: str) -> None:
@@ -224,6 +230,6 @@ def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module], optimizer
 NETWORKS: tuple[str, ...] = ("layout", "region", "wcn")
 
 
-def build_generator(stage: str, cfg: ModelConfig) -> torch.nn.Module:
-    """The untrained generator of ``stage`` (layout | region | wcn)."""
-    return {"layout": LayoutGenerator, "region": RegionGenerator, "wcn": WholeCompositionNetwork}[stage](cfg)
+def build_generator(network: str, cfg: ModelConfig) -> torch.nn.Module:
+    """The untrained generator of ``network`` (layout | region | wcn)."""
+    return {"layout": LayoutGenerator, "region": RegionGenerator, "wcn": WholeCompositionNetwork}[network](cfg)

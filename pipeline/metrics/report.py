@@ -1,6 +1,6 @@
 """Evaluate one generated video against its real (driving / ground-truth) video with every REMOT metric.
 
-Per video: SSIM, PSNR, Mask-SSIM, Mask-PSNR (``pipeline.metrics.image``), LPIPS (``pipeline.metrics.lpips``)
+Per video: SSIM, PSNR, Mask-SSIM, Mask-PSNR (``pipeline.metrics.image``), LPIPS (``pipeline.pretrained.lpips_network``)
 and TCM (``pipeline.metrics.tcm``); FID is a set-level metric, so each video contributes its Inception features
 and ``set_level_fid`` pools them over all videos. Every result carries a ``backends`` dict saying which network
 or algorithm produced each number, and ``unavailable`` with the reason for each metric that could not run.
@@ -13,10 +13,11 @@ import numpy as np
 
 from pipeline.flow.base import FlowBackend
 from pipeline.metrics import Unavailable
-from pipeline.metrics.fid import COMPARABLE, InceptionFeatures, fid_from_features
+from pipeline.metrics.fid import fid_from_features
 from pipeline.metrics.image import SIGMA, mask_psnr, mask_ssim, psnr, ssim
-from pipeline.metrics.lpips import LPIPS
 from pipeline.metrics.tcm import tcm
+from pipeline.pretrained.fid_inception import COMPARABLE, InceptionFeatures
+from pipeline.pretrained.lpips_network import LPIPS
 
 IMAGE_BACKEND = "pipeline.metrics.image (Wang 2004 SSIM, scikit-image conventions, data range 255)"
 

@@ -1,10 +1,10 @@
 """Prefect flow ``remot`` (deployment ``train``): the paper's training schedule (3.3).
 
-The stages run in order, each on the frozen outputs of the ones before (trained as used,
+The networks train in order, each on the frozen outputs of the ones before (trained as used,
 ``pipeline.training.steps``): Layout GAN, Region GAN on its predicted layouts, WCN on both. Each task runs
 ``pipeline.training.runner.train_network`` - the code the DVC stages run - so a retried or re-run task resumes from
 its last checkpoint. Retries: only for I/O errors (e.g. a shard read failing), never for a NaN/inf loss or a
-configuration error, which would fail the same way again. Per stage the task publishes a table artifact of the
+configuration error, which would fail the same way again. Per network the task publishes a table artifact of the
 final losses and a markdown artifact with the sample grid (PNG, embedded as base64, and its path).
 
     python -m pipeline.orchestration.flow run   [--params params.yaml]   # in-process (`make train`)
@@ -38,7 +38,7 @@ from pipeline.stage.prefect_server import private_temporary_server
 
 
 def _retry_on_io_error(task_obj, task_run, state) -> bool:
-    """Retry a stage only when it failed on I/O (a later attempt resumes from the last checkpoint)."""
+    """Retry a network's training only when it failed on I/O (a later attempt resumes from the last checkpoint)."""
     try:
         state.result()
     except RemotError:
@@ -50,27 +50,27 @@ def _retry_on_io_error(task_obj, task_run, state) -> bool:
     return False
 
 
-@task(name="train-stage", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error,
-      task_run_name="train-{stage}")
-def train_stage(stage: str, params_path: str) -> dict[str, Any]:
-    """Train one stage to the end of its schedule; returns its metrics and publishes its artifacts."""
+@task(name="train-network", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error,
+      task_run_name="train-{network}")
+def train_one_network(network: str, params_path: str) -> dict[str, Any]:
+    """Train one network to the end of its schedule; returns its metrics and publishes its artifacts."""
     from pipeline.training.runner import train_network
 
     params_file = Path(params_path).resolve()
-    result = train_network(stage, load_params(params_file), params_file.parent)
+    result = train_network(network, load_params(params_file), params_file.parent)
     if result.metrics_path is None:  # not rank 0 (flows run single-process; kept for completeness)
-        return {"stage": stage, "steps": result.steps}
+        return {"network": network, "steps": result.steps}
     create_table_artifact(
-        key=f"train-{stage}-losses",
+        key=f"train-{network}-losses",
         table=[{"term": k, "value": round(v, 6)} for k, v in sorted(result.final_losses.items())],
-        description=f"{stage}: mean losses over the last epoch ({result.steps} steps, "
+        description=f"{network}: mean losses over the last epoch ({result.steps} steps, "
                     + (f"{result.steps_per_s:.2f} steps/s)" if result.steps_per_s is not None
                        else "already trained)"))
     png = base64.b64encode(Path(result.grid_path).read_bytes()).decode()
     create_markdown_artifact(
-        key=f"train-{stage}-samples",
-        markdown=f"### {stage}: samples after step {result.steps}\n\n`{result.grid_path}`\n\n"
-                 f"![{stage} samples](data:image/png;base64,{png})\n",
+        key=f"train-{network}-samples",
+        markdown=f"### {network}: samples after step {result.steps}\n\n`{result.grid_path}`\n\n"
+                 f"![{network} samples](data:image/png;base64,{png})\n",
         description="source | driving pose | layout | regions | output | ground truth")
     return result.metrics
 
@@ -95,15 +95,15 @@ def run_profile(profile: str) -> dict[str, Any]:
 
 @flow(name="remot", log_prints=True)
 def remot(profile: Optional[Literal[PROFILES]] = None) -> dict[str, Any]:  # type: ignore[valid-type]
-    """Paper 3.3: the three stages separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
+    """Paper 3.3: the three networks separately, in order: Layout GAN, Region GAN (on the Layout GAN's predicted
     layouts), WCN (on both). ``profile``: run that profile as a DVC experiment instead (module docstring)."""
     if profile is not None:
         return run_profile(profile)
     params_path = served_params_path()
     load_params(params_path)  # a bad params file fails here, before any task starts
-    layout_metrics = train_stage("layout", params_path)
-    region_metrics = train_stage("region", params_path)
-    wcn_metrics = train_stage("wcn", params_path)
+    layout_metrics = train_one_network("layout", params_path)
+    region_metrics = train_one_network("region", params_path)
+    wcn_metrics = train_one_network("wcn", params_path)
     return {"layout": layout_metrics, "region": region_metrics, "wcn": wcn_metrics}
 
 

@@ -1,5 +1,5 @@
 """LPIPS v0.1 (Zhang et al., CVPR 2018): the official network definition, its ImageNet backbones (AlexNet,
-VGG16) and its learned linear layers, loaded offline. ``pipeline.metrics.lpips`` reports it as a metric.
+VGG16) and its learned linear layers, loaded offline. ``pipeline.metrics.report`` scores with it.
 
 Network (richzhang/PerceptualSimilarity ``lpips/lpips.py`` and ``pretrained_networks.py``):
 

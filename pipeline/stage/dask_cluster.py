@@ -1,4 +1,4 @@
-"""The local Dask cluster of executor ``processes``: mutual TLS on every message port, and no web server at all.
+"""The local Dask cluster of executor ``local-dask``: mutual TLS on every message port, and no web server at all.
 
 A Dask scheduler runs whatever a connected client submits, so its message ports (scheduler, nannies, workers)
 speak TLS with a throw-away certificate authority that exists only in this process and its workers

@@ -8,7 +8,7 @@
 * ``pool`` — ``preprocess.workers`` local processes of the standard library's ``ProcessPoolExecutor`` (spawned,
   spoken to over pipes: no port, no server; each worker imports the stage's libraries first, 1-2 s), to put
   both cores of a small machine on stages whose work is single-threaded;
-* ``processes`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
+* ``local-dask`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
   single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
   temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it, and
   without any HTTP server (``pipeline/stage/dask_cluster.py``);
@@ -63,16 +63,16 @@ AUTO_VIDEOS_PER_WORKER = 4
 def local_workers(engine: Any, n_videos: int) -> int:
     """How many local processes share ``n_videos`` videos of one stage run under ``engine`` (the ``preprocess``
     params section; None = in-process): 1 means this process does the work itself. ``auto`` takes the pool only
-    with a second core's worth of workers and enough videos; ``processes`` counts as local workers too (its
+    with a second core's worth of workers and enough videos; ``local-dask`` counts as local workers too (its
     Dask workers are processes on this machine)."""
     executor = engine.executor if engine is not None else "inprocess"
     if executor == "auto":
         return engine.workers if engine.workers > 1 and n_videos >= AUTO_VIDEOS_PER_WORKER * engine.workers else 1
-    return engine.workers if executor in ("pool", "processes") else 1
+    return engine.workers if executor in ("pool", "local-dask") else 1
 
 
 def local_cluster_security():
-    """Mutual TLS with a throw-away CA for the local cluster of executor ``processes``.
+    """Mutual TLS with a throw-away CA for the local cluster of executor ``local-dask``.
 
     Its scheduler and workers listen on loopback ports, and a Dask scheduler runs whatever a connected client
     submits: without TLS any other account on a shared machine that finds the port can run code as this user.

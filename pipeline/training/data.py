@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RemotError
-from pipeline.shards.reader import (WindowDataset, collate_windows, decode_sample, derive_seed,
-                             shard_urls)
+from pipeline.core.seeds import derive_seed
+from pipeline.shards.reader import WindowDataset, collate_windows, decode_sample, shard_urls
 
 
 class MissingShards(RemotError):

@@ -1,5 +1,5 @@
 """Sample grid PNG: one row per batch item, one column per named image (source | driving pose | layout |
-regions | output | ground truth, as far as a stage produces them), each column titled."""
+regions | output | ground truth, as far as a network produces them), each column titled."""
 from __future__ import annotations
 
 from pathlib import Path

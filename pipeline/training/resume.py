@@ -1,11 +1,12 @@
-"""Which checkpoint a stage may resume, and what happens to one it may not: it is moved aside, never deleted.
+"""Which checkpoint a network's training may resume, and what happens to one it may not: it is moved aside,
+never deleted.
 
 Days of training must survive a changed setting. Only what changes the maths of the steps already taken makes a
 checkpoint unresumable (learning rates, batch size, seeds, losses, the model, the data); how the run is executed
 does not: DataLoader workers, device, bf16 autocast and the number of ranks only change speed or rounding (a
 resume under another worker or rank count continues with a differently ordered, equally valid stream). A
 checkpoint that cannot be resumed - and the loss log that goes with it - is moved to
-``<stage>/superseded-<its fingerprint>/`` where the user can inspect, restore (move it back) or delete it.
+``models/<network>/superseded-<its fingerprint>/`` where the user can inspect, restore (move it back) or delete it.
 """
 from __future__ import annotations
 
@@ -32,28 +33,28 @@ def run_fingerprint(params: Any, manifest_sha: str | None, world: int | None = N
     return fingerprint({"train": train, "model": params.model.model_dump(mode="json"), "manifest": manifest_sha})
 
 
-def stage_run_files(stage_dir: Path) -> list[Path]:
-    """The files of a stage's resumable run: ``step-*`` checkpoints, ``latest.json`` and the loss log."""
-    stage_dir = Path(stage_dir)
-    if not stage_dir.is_dir():
+def network_run_files(network_dir: Path) -> list[Path]:
+    """The files of a network's resumable run: ``step-*`` checkpoints, ``latest.json`` and the loss log."""
+    network_dir = Path(network_dir)
+    if not network_dir.is_dir():
         return []
-    found = sorted(p for p in stage_dir.glob("step-*") if p.is_dir())
-    found += [p for p in (stage_dir / "latest.json", stage_dir / LOSS_LOG) if p.is_file()]
+    found = sorted(p for p in network_dir.glob("step-*") if p.is_dir())
+    found += [p for p in (network_dir / "latest.json", network_dir / LOSS_LOG) if p.is_file()]
     return found
 
 
-def move_aside(stage_dir: Path, fingerprint: str | None) -> Path | None:
-    """Move the stage's run files into ``superseded-<fingerprint>[-N]/`` (a fresh folder, never merged into an
+def move_aside(network_dir: Path, fingerprint: str | None) -> Path | None:
+    """Move the network's run files into ``superseded-<fingerprint>[-N]/`` (a fresh folder, never merged into an
     older one); returns it, or None when there was nothing to move. Renames only: no byte is copied or lost."""
-    files = stage_run_files(stage_dir)
+    files = network_run_files(network_dir)
     if not files:
         return None
     tag = "".join(c for c in str(fingerprint or "unknown") if c.isalnum() or c in "-_")[:32] or "unknown"
-    target = Path(stage_dir) / f"{SUPERSEDED_PREFIX}{tag}"
+    target = Path(network_dir) / f"{SUPERSEDED_PREFIX}{tag}"
     n = 1
     while target.exists():
         n += 1
-        target = Path(stage_dir) / f"{SUPERSEDED_PREFIX}{tag}-{n}"
+        target = Path(network_dir) / f"{SUPERSEDED_PREFIX}{tag}-{n}"
     target.mkdir()
     for path in files:
         os.replace(path, target / path.name)

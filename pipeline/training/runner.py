@@ -25,12 +25,12 @@ every optimizer step (pipeline.training.steps); rank 0 alone writes checkpoints,
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +38,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core import checkpoint as ckpt
@@ -48,15 +47,15 @@ from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest
 from pipeline.core.params import Params, model_config, section_fingerprint
 from pipeline.core.runlog import relative_paths, write_log
-from pipeline.core.seeds import init_seed
-from pipeline.shards.reader import check_shard_urls, derive_seed
+from pipeline.core.seeds import derive_seed, init_seed
+from pipeline.shards.reader import check_shard_urls
+from pipeline.stage.progress import Progress
 from pipeline.training.data import ResumableWindows, epoch_batches, is_shard_url, training_urls
 from pipeline.training.grid import save_grid
-from pipeline.training.resume import (NON_TRAJECTORY_FIELDS, describe_difference, move_aside,  # noqa: F401
-                                     run_fingerprint)
+from pipeline.training.resume import describe_difference, move_aside, run_fingerprint
 from pipeline.training.steps import NetworkSteps, NonFiniteLoss, build_steps
 
-_INIT_LOCK = threading.Lock()  # the flow may build two stages' networks at once in threads; seeding is global
+_INIT_LOCK = threading.Lock()  # the flow may build two networks at once in threads; seeding is global
 
 
 class StoppedEarly(Exception):
@@ -79,7 +78,7 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class TrainPaths:
-    stage_dir: Path
+    network_dir: Path
     final: Path
     losses: Path
     plot: Path
@@ -88,8 +87,8 @@ class TrainPaths:
 
     @classmethod
     def of(cls, params: Params, root: Path, network: str) -> "TrainPaths":
-        stage_dir = root / params.train.out / network
-        return cls(stage_dir=stage_dir, final=stage_dir / "final", losses=stage_dir / "losses.jsonl",
+        network_dir = root / params.train.out / network
+        return cls(network_dir=network_dir, final=network_dir / "final", losses=network_dir / "losses.jsonl",
                    plot=root / "plots" / "train" / f"{network}.csv",
                    grid=root / "plots" / "train" / f"{network}-samples.png",
                    metrics=root / "metrics" / f"train_{network}.json")
@@ -173,7 +172,7 @@ def train_network(network: str, params: Params, root: Path | str = ".", *, stop_
     """
     run = set_up(network, params, Path(root).resolve())
     log = LossLog.open(run.paths, run.state.step, run.rank)
-    start_step, progress = run.state.step, Progress(run)
+    start_step, progress = run.state.step, _progress(run)
     try:
         train_loop(run, log, progress, stop_after, before_step)
     except NonFiniteLoss:
@@ -236,7 +235,7 @@ def set_up(network: str, params: Params, root: Path) -> Run:
     steps, perceptual_info = _build_steps(network, params, root, device, epochs)
     # No git revision, host or time here: the final checkpoint and the metrics are DVC outputs that must have the
     # same bytes for the same code and data in every clone (dvc.lock pins the code); the revision goes to the log.
-    meta = {"stage": network, "fingerprint": fingerprint,
+    meta = {"network": network, "fingerprint": fingerprint,
             "params_hash": section_fingerprint(params.train, params.model), "data_manifest_sha256": manifest_sha,
             "profile": params.model.profile, "model_config": model_config(params.model).to_dict(),
             "backends": {"perceptual": perceptual_info, "shards": []}, "world_size": world, "device": str(device),
@@ -320,12 +319,12 @@ def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int |
                 for scheduler in run.steps.schedulers.values():
                     scheduler.step()
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-            progress.update(step, losses)
+            progress.update(postfix=_bar_losses(progress, step, losses))
             if step % tp.checkpoint_every == 0 or step == run.total:
                 run.record_backends()
                 _checkpoint(run.paths, state, run.steps, run.steps.schedulers, tp.keep_checkpoints, log.rows,
                             run.rank)
-                progress.report(step, losses)
+                progress.note(_checkpoint_line(run, progress, step, losses))
             if stop_after is not None and step >= stop_after:
                 raise StoppedEarly(f"{run.network}: stopped after step {step} on request")
 
@@ -344,7 +343,7 @@ class LossLog:
         """The log on disk cut to exactly the steps the restored state has taken."""
         rows = read_log(paths.losses, step) if rank == 0 else []
         if rank == 0:
-            paths.stage_dir.mkdir(parents=True, exist_ok=True)
+            paths.network_dir.mkdir(parents=True, exist_ok=True)
             atomic.write_bytes(paths.losses, "".join(json.dumps(r) + "\n" for r in rows).encode())
         return cls(paths, rows, rank)
 
@@ -359,36 +358,31 @@ class LossLog:
             write_plot_csv(self.paths.plot, list(self.rows))
 
 
-class Progress:
-    """The progress bar on a terminal; without one, a line per checkpoint (rank 0)."""
+def _progress(run: Run) -> Progress:
+    """Steps on a bar on a terminal; without one, :func:`_checkpoint_line` per checkpoint and no timed summaries
+    (rank 0 only: the other ranks take the same steps)."""
+    return Progress(f"train {run.network}", run.total, unit="step", initial=run.state.step, interval=math.inf,
+                    terminal=sys.stderr.isatty(), silent=run.rank != 0)
 
-    def __init__(self, run: Run):
-        self.network, self.total, self.rank = run.network, run.total, run.rank
-        self.start, self.start_step, self.rate = time.perf_counter(), run.state.step, 0.0
-        self.bar = tqdm(total=run.total, initial=run.state.step, desc=f"train {run.network}", unit="step",
-                        dynamic_ncols=True, disable=run.rank != 0 or not sys.stderr.isatty())
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+def _steps_per_s(progress: Progress, step: int) -> float:
+    return (step - progress.initial) / max(progress.elapsed(), 1e-9)
 
-    def update(self, step: int, losses: dict[str, float]) -> None:
-        self.rate = (step - self.start_step) / max(self.elapsed(), 1e-9)
-        self.bar.update(1)
-        self.bar.set_postfix(g=f"{losses['g_total']:.3f}", d=f"{losses['d_total']:.3f}", sps=f"{self.rate:.2f}")
 
-    def report(self, step: int, losses: dict[str, float]) -> None:
-        if self.bar.disable and self.rank == 0:
-            print(f"train {self.network}: step {step}/{self.total}, {self.rate:.2f} steps/s, g_total "
-                  f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}", flush=True)
+def _bar_losses(progress: Progress, step: int, losses: dict[str, float]) -> dict[str, str]:
+    return {"g": f"{losses['g_total']:.3f}", "d": f"{losses['d_total']:.3f}",
+            "sps": f"{_steps_per_s(progress, step):.2f}"}
 
-    def close(self) -> None:
-        self.bar.close()
+
+def _checkpoint_line(run: Run, progress: Progress, step: int, losses: dict[str, float]) -> str:
+    return (f"train {run.network}: step {step}/{run.total}, {_steps_per_s(progress, step):.2f} steps/s, g_total "
+            f"{losses['g_total']:.4f}, d_total {losses['d_total']:.4f}")
 
 
 def _resume_or_reset(network, paths, steps, schedulers, fingerprint, params, state, device, rank) -> int | None:
     """Load the latest checkpoint when its fingerprint matches (returns its step); else move the network's
     checkpoints and loss log aside to ``superseded-<fingerprint>/`` (pipeline.training.resume) and return None."""
-    latest = ckpt.latest_checkpoint(paths.stage_dir) if paths.stage_dir.is_dir() else None
+    latest = ckpt.latest_checkpoint(paths.network_dir) if paths.network_dir.is_dir() else None
     old_fingerprint = None
     if latest is not None:
         saved = ckpt.read_state(latest)
@@ -408,7 +402,7 @@ def _resume_or_reset(network, paths, steps, schedulers, fingerprint, params, sta
             print(f"train {network}: not resuming {latest}: made under other settings "
                   f"({describe_difference(saved['meta'], state.meta)}); starting afresh", flush=True)
     if rank == 0:
-        moved = move_aside(paths.stage_dir, old_fingerprint)
+        moved = move_aside(paths.network_dir, old_fingerprint)
         if moved is not None:
             print(f"train {network}: the previous run's checkpoints and loss log were moved to {moved} "
                   "(move them back to resume it under its settings, or delete the folder)", flush=True)
@@ -419,7 +413,7 @@ def _resume_or_reset(network, paths, steps, schedulers, fingerprint, params, sta
 
 def _checkpoint(paths: TrainPaths, state, steps: NetworkSteps, schedulers, keep: int, log_rows, rank: int) -> None:
     if rank == 0:
-        ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers, keep=keep)
+        ckpt.save_checkpoint(paths.network_dir, state, steps.modules, steps.optimizers, schedulers, keep=keep)
         write_plot_csv(paths.plot, log_rows)
     if dist.is_initialized():
         dist.barrier()
@@ -428,8 +422,8 @@ def _checkpoint(paths: TrainPaths, state, steps: NetworkSteps, schedulers, keep:
 def _finish(paths: TrainPaths, network: str, state, steps: NetworkSteps, schedulers, log_rows, dataset, tp,
             steps_per_epoch: int, result: TrainResult) -> None:
     """Final checkpoint copy (DVC out), plot CSV, sample grid and metrics JSON (rank 0)."""
-    if not (paths.stage_dir / ckpt.LATEST).is_file() or not steps.trainable:
-        ckpt.save_checkpoint(paths.stage_dir, state, steps.modules, steps.optimizers, schedulers,
+    if not (paths.network_dir / ckpt.LATEST).is_file() or not steps.trainable:
+        ckpt.save_checkpoint(paths.network_dir, state, steps.modules, steps.optimizers, schedulers,
                              keep=tp.keep_checkpoints)
     with atomic.replace_dir(paths.final) as tmp:
         ckpt.write_checkpoint_files(tmp, state, steps.modules, steps.optimizers, schedulers)
@@ -439,7 +433,7 @@ def _finish(paths: TrainPaths, network: str, state, steps: NetworkSteps, schedul
     last = log_rows[-steps_per_epoch:]
     final_losses = {k: float(np.mean([r[k] for r in last])) for k in (last[0] if last else {})
                     if k not in ("step", "epoch")}
-    metrics = {"stage": network, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
+    metrics = {"network": network, "trained": steps.trainable, "steps": state.step, "epochs": state.epoch,
                "final_losses": final_losses,
                "backends": short_backends(state.meta["backends"]),
                "params_hash": state.meta["params_hash"], "data_manifest_sha256": state.meta["data_manifest_sha256"],
@@ -450,7 +444,7 @@ def _finish(paths: TrainPaths, network: str, state, steps: NetworkSteps, schedul
     atomic.write_json(paths.metrics, metrics)
     # The speed differs from run to run and machine to machine: it goes to the untracked log, not the DVC metrics.
     write_log(paths.metrics.parent.parent / "reports" / "train" / paths.metrics.name,
-              {"stage": network, "steps_per_s": result.steps_per_s, "device": state.meta["device"],
+              {"network": network, "steps_per_s": result.steps_per_s, "device": state.meta["device"],
                "git_revision": git_revision(paths.metrics.parent.parent)})
     result.final_dir, result.metrics_path, result.plot_path, result.grid_path = (paths.final, paths.metrics,
                                                                                  paths.plot, grid)
@@ -472,13 +466,14 @@ def short_backends(backends: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def load_generators(params: Params, root: Path, cfg, stages: tuple[str, ...]) -> dict[str, torch.nn.Module]:
-    """The trained generators of ``stages`` from ``models/<network>/final`` (a later network trains on their outputs)."""
+def load_generators(params: Params, root: Path, cfg, networks: tuple[str, ...]) -> dict[str, torch.nn.Module]:
+    """The trained generators of ``networks`` from ``models/<network>/final`` (a later network trains on their
+    outputs)."""
     generators = {}
-    for network in stages:
+    for network in networks:
         folder = root / params.train.out / network / "final"
         if not (folder / "state.json").is_file():
-            raise RemotError(f"the later stages train on the {network} generator's outputs, but {folder} holds no "
+            raise RemotError(f"the later networks train on the {network} generator's outputs, but {folder} holds no "
                              f"checkpoint: run `dvc repro train_{network}` (or `make train`) first")
         ckpt.check_model_config(folder, cfg.architecture(), f"`dvc repro train_{network}`")
         generators[network] = build_generator(network, cfg)

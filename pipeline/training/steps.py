@@ -5,7 +5,7 @@
 the bootstrap (zero state, then its own output as both previous frames), every later frame gets the networks'
 OWN previous outputs (detached: no gradient through the recurrence), and the Region GAN and WCN receive the
 frozen Layout GAN's hardened predictions, never ground-truth layouts. Hence the schedule (paper 3.3 trains the
-stages separately): Layout GAN, then the Region GAN on the frozen Layout GAN, then the WCN on both frozen.
+networks separately): Layout GAN, then the Region GAN on the frozen Layout GAN, then the WCN on both frozen.
 Every frame of the window is scored against its ground truth and the terms are averaged over the frames.
 
 **Warm-up** (``train.warmup_frames`` = W): step ``s`` first runs ``k = warmup_length(s, W)`` frames (0..W, a pure
@@ -59,7 +59,7 @@ from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, Lay
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig
 from remot_models.losses import (discriminator_loss, feature_matching_loss, flow_loss, generator_adversarial_loss,
-                                 masked_l1, perceptual_loss, reconstruction_loss, warp_loss)
+                                 area_normalised_l1, perceptual_loss, reconstruction_loss, warp_loss)
 from remot_models.sequence import FrameOutput, Generators, frozen, generate_sequence
 
 TENSOR_FIELDS = ("frames", "poses", "keypoints", "layouts", "flow", "valid", "background", "source",
@@ -67,21 +67,21 @@ TENSOR_FIELDS = ("frames", "poses", "keypoints", "layouts", "flow", "valid", "ba
 
 
 class NonFiniteLoss(RemotError):
-    """A loss term became NaN or infinite; the stage stops and its last checkpoint stays the latest."""
+    """A loss term became NaN or infinite; training stops and the last checkpoint stays the latest."""
 
-    def __init__(self, stage: str, step: int, term: str, value: float):
-        self.stage, self.step, self.term, self.value = stage, step, term, value
-        super().__init__(f"{stage}: loss term {term!r} is {value} at step {step}; training stopped, the last "
-                         f"good checkpoint stays in models/{stage}/latest.json. Lower train.lr, turn off "
+    def __init__(self, network: str, step: int, term: str, value: float):
+        self.network, self.step, self.term, self.value = network, step, term, value
+        super().__init__(f"{network}: loss term {term!r} is {value} at step {step}; training stopped, the last "
+                         f"good checkpoint stays in models/{network}/latest.json. Lower train.lr, turn off "
                          f"train.amp, or inspect the batch of step {step}")
 
 
-def check_finite(stage: str, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+def check_finite(network: str, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
     """Python floats of ``losses``; raises :class:`NonFiniteLoss` naming the first bad term."""
     values = {name: float(value.detach().float()) for name, value in losses.items()}
     for name, value in values.items():
         if not torch.isfinite(torch.tensor(value)):
-            raise NonFiniteLoss(stage, step, name, value)
+            raise NonFiniteLoss(network, step, name, value)
     return values
 
 
@@ -161,7 +161,7 @@ class NetworkSteps:
     """One network's training: ``modules`` (checkpointed networks), ``optimizers``, ``train_step(batch, step)`` returning the
     loss terms as floats, and ``sample(batch)`` returning named (B, 3, H, W) images in [-1, 1] for the grid.
 
-    ``upstream``: the trained generators of the earlier stages (``layout`` for the Region GAN, ``layout`` and
+    ``upstream``: the trained generators of the earlier networks (``layout`` for the Region GAN, ``layout`` and
     ``region`` for the WCN); they run frozen inside the recurrence."""
 
     name = ""
@@ -195,7 +195,7 @@ class NetworkSteps:
     def _need_upstream(self, *names: str) -> None:
         missing = [n for n in names if n not in self.upstream]
         if missing:
-            raise RemotError(f"the {self.name} stage trains on the outputs of the trained {', '.join(missing)} "
+            raise RemotError(f"the {self.name} network trains on the outputs of the trained {', '.join(missing)} "
                              f"generator(s): train them first (`dvc repro train_{missing[0]}`)")
 
     def generators(self) -> Generators:
@@ -357,7 +357,7 @@ class RegionSteps(NetworkSteps):
         # eq. 6-7 against what the camera saw where the Layout GAN put each region (see the module docstring)
         frame = b["frames"][:, out.t]
         asked = frame.unsqueeze(1) * fake_masks.unsqueeze(2)                             # (B, 5, 3, H, W)
-        rec = masked_l1(fake.flatten(0, 1), asked.flatten(0, 1), fake_masks.unsqueeze(2).flatten(0, 1))
+        rec = area_normalised_l1(fake.flatten(0, 1), asked.flatten(0, 1), fake_masks.unsqueeze(2).flatten(0, 1))
         if self.cfg.perceptual_on == "regions":
             per = self._perceptual(fake.flatten(0, 1), asked.flatten(0, 1))
         else:
@@ -427,7 +427,7 @@ class WCNSteps(NetworkSteps):
         per = self._perceptual(comp.output, real)
         face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
         terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(comp.output, real),
-                 "rec_person": self.cfg.lambda_rec * masked_l1(comp.output, real, person),
+                 "rec_person": self.cfg.lambda_rec * area_normalised_l1(comp.output, real, person),
                  "per_content": self.cfg.lambda_per * per["content"],
                  "per_style": self.cfg.lambda_style * per["style"],
                  **self._gan_terms(self.modules["discriminator"], comp.output, real, fake_cond, real_cond),
@@ -463,15 +463,15 @@ class WCNSteps(NetworkSteps):
                 "ground truth": b["frames"][:, -1]}
 
 
-def build_steps(stage: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
+def build_steps(network: str, cfg: ModelConfig, device: torch.device, lr: float, betas: tuple[float, float],
                 amp: bool, vgg: nn.Module | None = None, upstream: dict[str, nn.Module] | None = None,
                 sequence_length: int = 3, epochs: int = 1, lr_decay_epochs: int = 0,
                 warmup_frames: int = 0) -> NetworkSteps:
-    """The :class:`NetworkSteps` of ``stage`` with its optimisers and their schedule over ``epochs``
-    (``pipeline.training.optimisation``); ``upstream`` = the trained generators of the earlier stages."""
+    """The :class:`NetworkSteps` of ``network`` with its optimisers and their schedule over ``epochs``
+    (``pipeline.training.optimisation``); ``upstream`` = the trained generators of the earlier networks."""
     kinds = {"layout": LayoutSteps, "region": RegionSteps, "wcn": WCNSteps}
-    if stage not in kinds:
-        raise ValueError(f"unknown network {stage!r}; expected one of {NETWORKS}")
-    extra = {} if stage == "layout" else {"vgg": vgg}
-    return kinds[stage](cfg, device, lr, betas, amp, sequence_length, upstream, epochs=epochs,
+    if network not in kinds:
+        raise ValueError(f"unknown network {network!r}; expected one of {NETWORKS}")
+    extra = {} if network == "layout" else {"vgg": vgg}
+    return kinds[network](cfg, device, lr, betas, amp, sequence_length, upstream, epochs=epochs,
                         lr_decay_epochs=lr_decay_epochs, warmup_frames=warmup_frames, **extra)

@@ -27,8 +27,8 @@ def run(quick: bool = True) -> list[dict]:
         tmp = Path(tmp)
         generate_demo_dataset(tmp / "demo", n_clips=n_clips, n_frames=n_frames, seed=0)
         videos = scan_dataset("demo", DatasetSpec(kind="folder", path=str(tmp / "demo" / "videos"))).videos
-        for label, executor, workers in (("in-process", "inprocess", 1), ("1 worker process", "processes", 1),
-                                         ("2 worker processes", "processes", 2)):
+        for label, executor, workers in (("in-process", "inprocess", 1), ("1 worker process", "local-dask", 1),
+                                         ("2 worker processes", "local-dask", 2)):
             out = tmp / label.replace(" ", "_")
             items = [(v, VideoArtifacts(out, v.dataset, v.video), ExtractParams(), "bench", 8) for v in videos]
             started = time.time()
