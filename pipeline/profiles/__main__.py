@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     code, timings = experiment.run_experiment(ROOT, command)
     total = time.perf_counter() - started
     if code != 0:
-        print(f"error: `dvc exp run` for profile {name} failed (exit {code}); fix the stage it names and run again "
-              "(stages DVC finished are restored from its run cache)", file=sys.stderr)
+        print(f"error: `dvc exp run` for profile {name} failed (exit {code}); fix the stage it names and run again",
+              file=sys.stderr)
         return code
     rev = experiment.experiment_rev(ROOT, name, baseline)
     print(f"{name}: {total / 60:.1f} minutes; experiment {name} ({rev[:7] if rev else '?'}): `dvc exp show`, "

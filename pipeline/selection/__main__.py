@@ -161,19 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             profile = profile_params(spec["profile"], ROOT / "params.yaml")
             params = merge(profile, merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
-            if spec["scope"] == "wcn":
-                base = upstream_base(args.study, study_root, profile)
-                if isinstance(base, int):
-                    return base
-                copy_upstream(base, run_root)
+            base = upstream_base(args.study, study_root, profile) if spec["scope"] == "wcn" else None
         except RemotError as exc:
             print(f"error: candidate {name}: {exc}", file=sys.stderr)
             return 2
+        if isinstance(base, int):
+            return base
         twin = finished_twin(shared_paths(params), study_root, spec["scope"])
         if twin is not None:  # the same candidate already ran in another study: score that run, train nothing
             print(f"== {args.study}/{name}: the same run as {twin.relative_to(study_root.parent)}, reused", flush=True)
             rows[name] = {**score(spec["scope"], twin), "minutes": 0.0, "reused": str(twin.relative_to(ROOT))}
             continue
+        if base is not None:  # scope wcn: the candidate starts from the study's trained Layout/Region GANs
+            copy_upstream(base, run_root)
         done = run_stages(f"{args.study}/{name}", shared_paths(params), run_root, until, start)
         if isinstance(done, int):
             return done
