@@ -82,11 +82,28 @@ def test_a_finished_twin_in_another_study_on_the_same_data_is_reused(tmp_path):
     run = selection / "first" / "cand"
     (run / "metrics").mkdir(parents=True)
     (run / "params.yaml").write_text(yaml.safe_dump(params))
-    assert finished_twin(params, selection / "second", "wcn") is None  # not finished yet
+    assert finished_twin(params, selection / "second" / "cand", "wcn") is None  # not finished yet
     (run / "metrics" / "eval.json").write_text('{"split": "val"}')
-    assert finished_twin(params, selection / "second", "wcn") == run
-    assert finished_twin(params, selection / "first", "wcn") is None  # a study never reuses itself
-    assert finished_twin(params, selection / "elsewhere", "wcn") is None  # other data, other networks
-    assert finished_twin({**params, "model": {"ngf": 8}}, selection / "second", "wcn") is None
+    assert finished_twin(params, selection / "second" / "cand", "wcn") == run
+    assert finished_twin(params, selection / "first" / "cand", "wcn") is None  # a run never reuses itself
+    # a study that runs in another's folder (``runs_in``) reuses that study's equal candidate
+    assert finished_twin(params, selection / "first" / "other", "wcn") == run
+    assert finished_twin(params, selection / "elsewhere" / "cand", "wcn") is None  # other data, other networks
+    assert finished_twin({**params, "model": {"ngf": 8}}, selection / "second" / "cand", "wcn") is None
     (run / "metrics" / "eval.json").write_text('{"split": "test"}')
-    assert finished_twin(params, selection / "second", "wcn") is None  # the test split never scores a choice
+    assert finished_twin(params, selection / "second" / "cand", "wcn") is None  # the test split never scores
+
+
+def test_a_study_runs_in_another_folder_only_with_the_same_networks_and_its_own_names():
+    from pipeline.core.errors import RemotError
+    from pipeline.selection.__main__ import check_runs_in, load_studies
+
+    check_runs_in(load_studies())  # the committed studies
+    host = {"profile": "learn", "scope": "wcn", "candidates": {"a": {}, "b": {}}}
+    check_runs_in({"host": host, "guest": {**host, "runs_in": "host", "candidates": {"c": {}}}})
+    with pytest.raises(RemotError, match="candidate names"):
+        check_runs_in({"host": host, "guest": {**host, "runs_in": "host", "candidates": {"b": {}}}})
+    with pytest.raises(RemotError, match="profile or scope"):
+        check_runs_in({"host": host, "guest": {**host, "scope": "layout", "runs_in": "host", "candidates": {}}})
+    with pytest.raises(RemotError, match="not a study"):
+        check_runs_in({"guest": {**host, "runs_in": "nowhere"}})

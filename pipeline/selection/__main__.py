@@ -24,11 +24,29 @@ STUDIES_FILE = Path(__file__).resolve().parent / "studies.yaml"
 # WCN choice costs one WCN training per candidate instead of a whole run.
 STAGES = {"layout": (None, "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
 UPSTREAM = ("layout", "region")
-SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "layout_miou", "limbs_iou")
+SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "tcm", "layout_miou", "limbs_iou")
 
 
 def load_studies() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(STUDIES_FILE.read_text()) or {}
+
+
+def check_runs_in(studies: dict[str, dict[str, Any]]) -> None:
+    """A study that runs in another's folder shares its data, base and run folders: same profile and scope, and
+    no candidate name the host study also uses (it would take over that candidate's folder)."""
+    for name, spec in studies.items():
+        host = spec.get("runs_in")
+        if host is None:
+            continue
+        if host not in studies or "runs_in" in studies[host]:
+            raise RemotError(f"{STUDIES_FILE}: study {name} runs in {host!r}, which is not a study of its own folder")
+        if (studies[host]["profile"], studies[host]["scope"]) != (spec["profile"], spec["scope"]):
+            raise RemotError(f"{STUDIES_FILE}: study {name} runs in {host}'s folder but differs in profile or scope")
+        clash = set(spec["candidates"]) & {c for n, s in studies.items() if n != name and
+                                           s.get("runs_in", n) == host for c in s["candidates"]}
+        if clash:
+            raise RemotError(f"{STUDIES_FILE}: study {name} reuses candidate names of {host}'s folder: "
+                             f"{', '.join(sorted(clash))}; rename them")
 
 
 def shared_paths(params: dict[str, Any]) -> dict[str, Any]:
@@ -69,15 +87,16 @@ def copy_upstream(base: Path, run_root: Path) -> None:
             shutil.copytree(base / "models" / name / "final", target)
 
 
-def finished_twin(params: dict[str, Any], study_root: Path, scope: str) -> Path | None:
-    """A finished candidate of another study with exactly these params on the same shared data (so the same
-    upstream networks, for scope ``wcn``), or None. Only evaluations on the validation split count."""
+def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | None:
+    """A finished run other than ``run_root`` with exactly these params on the same shared data (so the same
+    upstream networks, for scope ``wcn``): a candidate of another study, or None. Only evaluations on the
+    validation split count."""
     if scope == "layout":
         return None
-    data = (study_root / "data").resolve()
-    for other in sorted(study_root.parent.glob("*/*/params.yaml")):
+    data = (run_root.parent / "data").resolve()
+    for other in sorted(run_root.parent.parent.glob("*/*/params.yaml")):
         run = other.parent
-        if run.parent == study_root or (run.parent / "data").resolve() != data:
+        if run == run_root or (run.parent / "data").resolve() != data:
             continue
         evaluation = run / "metrics" / "eval.json"
         if evaluation.is_file() and yaml.safe_load(other.read_text()) == params:
@@ -147,13 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown study {args.study!r}; choose one of {', '.join(studies)} ({STUDIES_FILE})",
               file=sys.stderr)
         return 2
+    try:
+        check_runs_in(studies)
+    except RemotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     spec = studies[args.study]
     names = list(spec["candidates"]) if args.candidates is None else args.candidates.split(",")
     unknown = [n for n in names if n not in spec["candidates"]]
     if unknown:
         print(f"error: study {args.study} has no candidate {', '.join(unknown)}", file=sys.stderr)
         return 2
-    study_root = ROOT / "data" / "runs" / "selection" / args.study
+    # ``runs_in``: a study asking another question of the same networks runs in that study's folder, sharing its
+    # data and trained base (and reusing its candidates where the params are equal)
+    study_root = ROOT / "data" / "runs" / "selection" / spec.get("runs_in", args.study)
     rows: dict[str, dict[str, Any]] = {}
     start, until = STAGES[spec["scope"]]
     for name in names:
@@ -167,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if isinstance(base, int):
             return base
-        twin = finished_twin(shared_paths(params), study_root, spec["scope"])
+        twin = finished_twin(shared_paths(params), run_root, spec["scope"])
         if twin is not None:  # the same candidate already ran in another study: score that run, train nothing
             print(f"== {args.study}/{name}: the same run as {twin.relative_to(study_root.parent)}, reused", flush=True)
             rows[name] = {**score(spec["scope"], twin), "minutes": 0.0, "reused": str(twin.relative_to(ROOT))}
