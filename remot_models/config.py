@@ -20,8 +20,10 @@ PERCEPTUAL_ON: tuple[str, ...] = ("foreground", "regions")
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
 
 
-def _knob(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _knob(default: Any, help: str, only: tuple[str, ...] | None = None) -> Any:
+    """``only``: the networks this knob shapes (None = all); another network's checkpoint loads whatever its
+    value (``ModelConfig.architecture``)."""
+    return field(default=default, metadata={"help": help, "only": only})
 
 
 def _loss_knob(default: Any, help: str) -> Any:
@@ -68,17 +70,18 @@ class ModelConfig:
 
     # --- ablations (paper 4.4) ---
     gam: bool = _knob(True, "Global Alignment Module (eq. 4-5); False = source regions enter unaligned")
-    wcn: bool = _knob(True, "Whole Composition Network (eq. 12-15); False = coarse foreground + background")
-    tam: bool = _knob(True, "Texture Alignment Module (eq. 12-13); False = plain addition F1 + F2")
+    wcn: bool = _knob(True, "Whole Composition Network (eq. 12-15); False = coarse foreground + background",
+                      only=("wcn",))
+    tam: bool = _knob(True, "Texture Alignment Module (eq. 12-13); False = plain addition F1 + F2", only=("wcn",))
     refine: bool = _knob(True, "Region GAN and WCN refine an image instead of drawing one from nothing: region i = "
                               "tanh(atanh(GAM(FG_s)) + D1) * L_i, FG = tanh(atanh(FG_r) + D1), m = sigmoid(logit(L_bg)"
                               " + D2), last layers zero-initialised; False = eq. 5 and 14 as written")
     layout_blend: bool = _knob(True, "Layout GAN output blended with its flow-warped previous layout (eq. 2c); "
-                               "False = the raw layout of eq. 2a alone (no flow branch)")
+                               "False = the raw layout of eq. 2a alone (no flow branch)", only=("layout",))
     wcn_blend: bool = _knob(True, "WCN output blended with its flow-warped previous frame (\"same strategy as Layout "
-                            "GAN\"); False = eq. 15's frame alone (no flow branch)")
+                            "GAN\"); False = eq. 15's frame alone (no flow branch)", only=("wcn",))
     tam_temperature: float = _knob(0.01, "softmax temperature of TAM's cosine affinity (eq. 12): 1 = the paper "
-                                   "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align")
+                                   "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align", only=("wcn",))
 
     def __post_init__(self) -> None:
         positive = ("ngf", "n_downsample", "ndf", "d_layers", "d_scales", "face_crop", "face_d_layers")
@@ -113,10 +116,11 @@ class ModelConfig:
             raise ValueError(f"unknown ModelConfig field(s) {unknown}; valid fields: {sorted(known)}")
         return cls(**{**PROFILES[name], **overrides})
 
-    def architecture(self) -> dict[str, Any]:
-        """``{field: value}`` of the fields that shape the networks (every field but the loss knobs): what a
-        checkpoint must match to load."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("loss")}
+    def architecture(self, network: str | None = None) -> dict[str, Any]:
+        """``{field: value}`` of the fields that shape the networks (every field but the loss knobs), or only
+        ``network``'s (layout | region | wcn): what a checkpoint of it must match to load."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("loss")
+                and (network is None or f.metadata.get("only") is None or network in f.metadata["only"])}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain ``{field: value}`` (for params files and checkpoint metadata)."""

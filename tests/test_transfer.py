@@ -135,3 +135,19 @@ def test_loss_weights_do_not_make_a_checkpoint_incompatible(tmp_path):
     other = save_initialised_checkpoint(tmp_path / "b", ModelConfig.from_profile("tiny", n_blocks=1))
     with pytest.raises(BadCheckpoint, match="model.n_blocks: checkpoint 1 vs params 2"):
         load_networks(other, cfg)
+
+
+def test_a_knob_of_one_network_does_not_bind_the_others_checkpoints(tmp_path):
+    """The WCN's temporal blend builds layers of the WCN only: a WCN without it trains on Layout and Region GAN
+    checkpoints of a run with it (the selection study wcn_blend does), while its own checkpoint still must match."""
+    from pipeline.core.checkpoint import check_model_config
+
+    trained = save_initialised_checkpoint(tmp_path / "a", ModelConfig.from_profile("tiny"))
+    no_blend = ModelConfig.from_profile("tiny", wcn_blend=False)
+    for network in ("layout", "region"):
+        check_model_config(trained / network / "final", no_blend.architecture(network), "retrain")
+    with pytest.raises(BadCheckpoint, match="model.wcn_blend: checkpoint True vs params False"):
+        check_model_config(trained / "wcn" / "final", no_blend.architecture("wcn"), "retrain")
+    with pytest.raises(BadCheckpoint, match="model.layout_blend"):
+        check_model_config(trained / "layout" / "final",
+                           ModelConfig.from_profile("tiny", layout_blend=False).architecture("layout"), "retrain")

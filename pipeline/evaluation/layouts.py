@@ -30,7 +30,7 @@ def layout_rollouts(params: Params, root: Path | str) -> dict[str, Any]:
     root = Path(root)
     cfg = model_config(params.model)
     folder = stage_folder(root / params.train.out, "layout")
-    ckpt.check_model_config(folder, cfg.architecture(), "`dvc repro train_layout`")
+    ckpt.check_model_config(folder, cfg.architecture("layout"), "`dvc repro train_layout`")
     net = ckpt.build_generator("layout", cfg)
     ckpt.load_modules(folder, {"generator": net}, device="cpu")
     net.eval().requires_grad_(False)

@@ -71,7 +71,7 @@ def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.d
             raise CheckpointMissing(f"no trained {stage} checkpoint in {folder}: run `dvc repro train_{stage}` "
                                     f"(or `make train`), or pass --checkpoint with a folder holding "
                                     f"{'/final, '.join(NETWORKS)}/final")
-        ckpt.check_model_config(folder, cfg.architecture(), f"`dvc repro train_{stage}`")
+        ckpt.check_model_config(folder, cfg.architecture(stage), f"`dvc repro train_{stage}`")
         ckpt.load_modules(folder, {"generator": nets[stage]}, device="cpu")
         meta = ckpt.read_state(folder)
         info[stage] = {"folder": str(folder), "step": meta.get("step"), "profile": meta["meta"].get("profile"),

@@ -475,7 +475,7 @@ def load_generators(params: Params, root: Path, cfg, networks: tuple[str, ...]) 
         if not (folder / "state.json").is_file():
             raise RemotError(f"the later networks train on the {network} generator's outputs, but {folder} holds no "
                              f"checkpoint: run `dvc repro train_{network}` (or `make train`) first")
-        ckpt.check_model_config(folder, cfg.architecture(), f"`dvc repro train_{network}`")
+        ckpt.check_model_config(folder, cfg.architecture(network), f"`dvc repro train_{network}`")
         generators[network] = build_generator(network, cfg)
         ckpt.load_modules(folder, {"generator": generators[network]})
     return generators
