@@ -85,7 +85,7 @@ def test_a_finished_twin_in_another_study_on_the_same_data_is_reused(tmp_path):
     assert finished_twin(params, selection / "second" / "cand", "wcn") is None  # not finished yet
     (run / "metrics" / "eval.json").write_text('{"split": "val"}')
     assert finished_twin(params, selection / "second" / "cand", "wcn") == run
-    assert finished_twin(params, selection / "first" / "cand", "wcn") is None  # a run never reuses itself
+    assert finished_twin(params, selection / "first" / "cand", "wcn") == run  # a re-run reuses its finished run
     # a study that runs in another's folder (``runs_in``) reuses that study's equal candidate
     assert finished_twin(params, selection / "first" / "other", "wcn") == run
     assert finished_twin(params, selection / "elsewhere" / "cand", "wcn") is None  # other data, other networks

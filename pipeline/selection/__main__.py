@@ -24,6 +24,7 @@ STUDIES_FILE = Path(__file__).resolve().parent / "studies.yaml"
 # WCN choice costs one WCN training per candidate instead of a whole run.
 STAGES = {"layout": (None, "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
 UPSTREAM = ("layout", "region")
+MINUTES = "selection_minutes.json"  # a candidate's wall minutes, kept for the table when a re-run reuses it
 SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "tcm", "layout_miou", "limbs_iou")
 
 
@@ -88,15 +89,16 @@ def copy_upstream(base: Path, run_root: Path) -> None:
 
 
 def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | None:
-    """A finished run other than ``run_root`` with exactly these params on the same shared data (so the same
-    upstream networks, for scope ``wcn``): a candidate of another study, or None. Only evaluations on the
-    validation split count."""
+    """A finished run with exactly these params on the same shared data (so the same upstream networks, for
+    scope ``wcn``): ``run_root`` itself (a study re-run, or candidates run apart with ``--candidates``), a
+    candidate of another study, or None. Only evaluations on the validation split count."""
     if scope == "layout":
         return None
     data = (run_root.parent / "data").resolve()
-    for other in sorted(run_root.parent.parent.glob("*/*/params.yaml")):
+    own = run_root / "params.yaml"
+    for other in [own] + sorted(run_root.parent.parent.glob("*/*/params.yaml")):
         run = other.parent
-        if run == run_root or (run.parent / "data").resolve() != data:
+        if (run.parent / "data").resolve() != data:
             continue
         evaluation = run / "metrics" / "eval.json"
         if evaluation.is_file() and yaml.safe_load(other.read_text()) == params:
@@ -193,17 +195,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if isinstance(base, int):
             return base
-        twin = finished_twin(shared_paths(params), run_root, spec["scope"])
-        if twin is not None:  # the same candidate already ran in another study: score that run, train nothing
-            print(f"== {args.study}/{name}: the same run as {twin.relative_to(study_root.parent)}, reused", flush=True)
-            rows[name] = {**score(spec["scope"], twin), "minutes": 0.0, "reused": str(twin.relative_to(ROOT))}
+        # compared as run_stages writes them: weights paths absolute
+        twin = finished_twin(absolute_weights(shared_paths(params), ROOT), run_root, spec["scope"])
+        if twin is not None:  # the same candidate already ran (here or in another study): score it, train nothing
+            print(f"== {args.study}/{name}: the finished run {twin.relative_to(study_root.parent)}, reused", flush=True)
+            minutes = json.loads((twin / MINUTES).read_text())["minutes"] if (twin / MINUTES).is_file() else None
+            rows[name] = {**score(spec["scope"], twin), "minutes": minutes}
+            if twin != run_root:
+                rows[name]["reused"] = str(twin.relative_to(ROOT))
             continue
         if base is not None:  # scope wcn: the candidate starts from the study's trained Layout/Region GANs
             copy_upstream(base, run_root)
         done = run_stages(f"{args.study}/{name}", shared_paths(params), run_root, until, start)
         if isinstance(done, int):
             return done
-        rows[name] = {**score(spec["scope"], run_root), "minutes": round(sum(done.values()) / 60, 2)}
+        minutes = round(sum(done.values()) / 60, 2)
+        atomic.write_json(run_root / MINUTES, {"minutes": minutes})
+        rows[name] = {**score(spec["scope"], run_root), "minutes": minutes}
         print(f"{args.study}/{name}: {json.dumps(rows[name])}", flush=True)
     chosen = winner(rows, spec["choose"]["score"], spec["choose"]["better"])
     out = ROOT / "metrics" / spec["profile"] / "selection"
