@@ -1,5 +1,6 @@
-"""pipeline.core.hashing: the one fingerprint of JSON-able values, equal to the inline formulas it replaced
-(so stamps, checkpoints' params_hash and shard indexes written before stay valid)."""
+"""pipeline.core.hashing: the one fingerprint of JSON-able values and the one sha256 of text (hex, integer),
+equal to the inline formulas they replaced (so stamps, checkpoints' params_hash, shard indexes, splits and seeds
+written before stay valid)."""
 from __future__ import annotations
 
 import hashlib
