@@ -62,7 +62,7 @@ clean-data:
 	rm -rf data reports metrics plots
 
 # Training: the Prefect flow remot (deployment train), in-process; with no PREFECT_API_URL it reports to a private
-# API server of its own (random password, its own database, 127.0.0.1; pipeline/stage/prefect_server.py).
+# API server of its own (random password, its own database, 127.0.0.1; pipeline/orchestration/prefect_server.py).
 train: setup
 	$(PY) -m pipeline.orchestration.flow run --params params.yaml
 

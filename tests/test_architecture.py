@@ -193,6 +193,24 @@ def test_core_is_the_bottom_of_the_pipeline():
     assert not up, "\n".join(up)
 
 
+ORCHESTRATION_LIBRARIES = ("prefect", "prefect_dask", "distributed", "dask")
+
+
+def test_prefect_and_dask_are_imported_only_by_the_orchestration_package():
+    """Issue 23 item 6: every Prefect and Dask import is in pipeline/orchestration (stages/__init__.py hands its
+    executors to the stage machinery, which takes them as values)."""
+    outside = []
+    for module, path in modules().items():
+        if module.startswith("pipeline.orchestration"):
+            continue
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level]
+        names += dynamic_imports(tree)
+        outside += [f"{module}: {n}" for n in names if n.split(".")[0] in ORCHESTRATION_LIBRARIES]
+    assert not outside, "\n".join(outside)
+
+
 def test_the_networks_hold_no_pretrained_third_party_network():
     # FlowNet2, SCHP, VGG, Inception, LPIPS live in pipeline.pretrained / pipeline.metrics; remot_models is section 3
     assert not [m for m in modules() if m.split(".")[-1] in ("flownet2", "schp") and m.startswith("remot_models")]
@@ -213,6 +231,11 @@ def test_every_stage_is_one_call_through_the_one_entry(path):
     assert not [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.Assign, ast.AnnAssign))], path.name
 
 
+def _parent_packages(module: str) -> list[str]:
+    parts = module.split(".")
+    return [m for m in (".".join(parts[:i]) for i in range(1, len(parts))) if m in modules()]
+
+
 def _dvc_stages() -> dict[str, dict]:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -225,13 +248,15 @@ def _stage_module(stage: dict) -> str:
 @pytest.mark.parametrize("name", sorted(_dvc_stages()))
 def test_dvc_code_deps_cover_what_the_stage_imports(name):
     """Change a module a stage runs and `dvc repro` re-runs that stage: its deps list covers the stage module's
-    transitive imports (a package folder covers every module in it)."""
+    transitive imports, and those of the package it is in (``python -m stages.x`` runs ``stages/__init__.py``
+    first: it hands the Prefect executors to the stage machinery). A package folder covers every module in it."""
     stage = _dvc_stages()[name]
     deps = [d for d in (stage.get("do") or stage)["deps"] if d.split("/")[0] in LAYERS]
     for dep in deps:
         assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
     module = _stage_module(stage)
-    needed = {module} | closure(module)
+    runs = [module, *(p for p in _parent_packages(module) if p.split(".")[0] == "stages")]
+    needed = set(runs).union(*map(closure, runs))
     missing = sorted(str(modules()[m].relative_to(ROOT)) for m in needed
                      if not any(str(modules()[m].relative_to(ROOT)) == d or
                                 str(modules()[m].relative_to(ROOT)).startswith(d.rstrip("/") + "/") for d in deps))

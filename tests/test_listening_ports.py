@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.core.params import PreprocessParams
 from pipeline.stage.executor import run_all
+import stages  # noqa: F401  (hands the Dask executors to the stage machinery, as in a stage process)
 from tests._sockets import is_loopback, listening, ports, probe_token_line, survey, survey_item, unprotected
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ from pipeline.core.params import DatasetSpec, ExtractParams, ParamsError, Prepro
 from pipeline.datasets import scan_dataset
 from pipeline.extract.run import run_extraction
 from pipeline.stage.executor import run_all
+import stages  # noqa: F401  (hands the Dask executors to the stage machinery, as in a stage process)
 
 
 def square_or_skip(x: int) -> dict:
@@ -142,6 +143,19 @@ def test_a_plain_tcp_dask_address_needs_the_opt_in():
     assert validate_params({"preprocess": {"executor": "dask", "dask_address": "tls://h:8786"}}).preprocess
 
 
+def test_an_executor_not_handed_over_names_where_it_comes_from(monkeypatch):
+    """The stage machinery imports no Prefect code: a process that never imported ``stages`` (which hands over
+    ``local-dask`` and ``dask``) gets a user error naming the fix, not an ImportError or a silent fallback."""
+    from pipeline.core.errors import RemotError
+    from pipeline.orchestration.dask_executors import DASK_EXECUTORS
+    from pipeline.stage import executor
+
+    assert executor._PROVIDED.keys() >= DASK_EXECUTORS.keys()  # this module imported stages
+    monkeypatch.setattr(executor, "_PROVIDED", {})
+    with pytest.raises(RemotError, match="'local-dask' was not handed to this process.*stages"):
+        run_all(square_or_skip, [(1,)], PreprocessParams(executor="local-dask"))
+
+
 def test_pool_executor_runs_items_in_other_processes_in_order():
     outcomes = run_all(square_or_skip, [(i,) for i in range(5)], PreprocessParams(executor="pool", workers=2))
     assert [o.info["x"] if o.info else o.skipped for o in outcomes] == [0, 1, "two is bad",
@@ -161,7 +175,7 @@ def test_pool_executor_reports_a_dead_worker_instead_of_failing():
 def test_flow_runs_wait_long_enough_for_their_prefect_server(monkeypatch):
     """A loaded machine starts a Prefect API server in more than Prefect's default 20 s (CI failed on it): our
     flows wait 180 s for their private server, unless the user set a value."""
-    from pipeline.stage.prefect_server import STARTUP_TIMEOUT_ENV, startup_timeout
+    from pipeline.orchestration.prefect_server import STARTUP_TIMEOUT_ENV, startup_timeout
 
     monkeypatch.delenv(STARTUP_TIMEOUT_ENV, raising=False)
     assert startup_timeout() == 180

@@ -190,6 +190,7 @@ def _scheduler_probe() -> dict:
 def test_local_dask_cluster_refuses_clients_without_its_certificates(tmp_path, monkeypatch):
     from pipeline.core.params import PreprocessParams
     from pipeline.stage.executor import run_all
+    import stages  # noqa: F401  (hands the Dask executors to the stage machinery, as in a stage process)
 
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import RemotError
+from pipeline.core.hashing import text_hex
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
@@ -75,7 +75,7 @@ MAX_ID = 96  # ids become file names (plus suffixes) and WebDataset keys: far be
 
 
 def name_hash(relative: str, n: int = 10) -> str:
-    return hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+    return text_hex(relative, n)
 
 
 def safe_id(relative: str) -> str:

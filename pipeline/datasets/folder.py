@@ -11,10 +11,10 @@ A folder that holds images directly is one video (its subfolders are not searche
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from pipeline.core.hashing import text_hex
 from pipeline.datasets.base import (ENTRY_ERRORS, Scan, UnsafePath, VideoEntry, frames_outside_root, inside,
                                     is_frame_folder, is_video_file, safe_id, unique_ids)
 
@@ -28,7 +28,7 @@ def split_by_hash(ids: list[str], test_ratio: float, seed: int, val_ratio: float
     in train (a training-only dataset), 1.0 every video in test (an evaluation-only one); in between, with at
     least two videos, each split asked for gets at least one and train keeps at least one.
     """
-    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    ranked = sorted(ids, key=lambda i: text_hex(f"{seed}:{i}"))
     if test_ratio >= 1.0:
         n_test = len(ids)
     elif test_ratio <= 0.0 or len(ids) < 2:

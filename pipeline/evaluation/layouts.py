@@ -16,7 +16,7 @@ import torch
 from pipeline.core import checkpoint as ckpt
 from pipeline.core.params import Params, model_config
 from pipeline.evaluation.data import load_test_videos, require_videos
-from pipeline.inference.generate import one_hot, pose_tensor, stage_folder
+from pipeline.inference.generate import one_hot, pose_tensor, network_folder
 from pipeline.metrics.motion import layout_scores
 from remot_models import BACKGROUND
 from remot_models.sequence import Generators, generate_sequence
@@ -29,7 +29,7 @@ def layout_rollouts(params: Params, root: Path | str) -> dict[str, Any]:
     """Layout mIoU, limbs IoU (pooled over every clip of ``evaluate.split``) and person IoU per frame index."""
     root = Path(root)
     cfg = model_config(params.model)
-    folder = stage_folder(root / params.train.out, "layout")
+    folder = network_folder(root / params.train.out, "layout")
     ckpt.check_model_config(folder, cfg.architecture("layout"), "`dvc repro train_layout`")
     net = ckpt.build_generator("layout", cfg)
     ckpt.load_modules(folder, {"generator": net}, device="cpu")

@@ -5,7 +5,7 @@ The recurrence itself (what each network receives, its own previous outputs, the
 (``pipeline.training.steps``), so inference feeds them exactly what training did. This module adds the
 array <-> tensor conversions, checkpoint loading and per-frame timing.
 
-Checkpoints: ``<checkpoint root>/<stage>/final`` for stage in layout, region, wcn (``pipeline.core.checkpoint``
+Checkpoints: ``<checkpoint root>/<network>/final`` for network in layout, region, wcn (``pipeline.core.checkpoint``
 format), checked against the params' model config before loading (``check_model_config``).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 class CheckpointMissing(RemotError):
-    """A stage's final checkpoint folder is absent or incomplete."""
+    """A network's final checkpoint folder is absent or incomplete."""
 
 
 @dataclass
@@ -52,31 +52,31 @@ class Networks:
     info: dict[str, Any] = field(default_factory=dict)  # per network: step, profile, git revision, vgg19 backend
 
 
-def stage_folder(checkpoint_root: Path | str, stage: str) -> Path:
-    return Path(checkpoint_root) / stage / "final"
+def network_folder(checkpoint_root: Path | str, network: str) -> Path:
+    return Path(checkpoint_root) / network / "final"
 
 
 def load_networks(checkpoint_root: Path | str, cfg: ModelConfig, device: torch.device | str = "cpu") -> Networks:
     """Load ``<checkpoint_root>/{layout,region,wcn}/final`` into networks built from ``cfg``.
 
-    Raises :class:`CheckpointMissing` naming the folder and the ``dvc repro train_<stage>`` to run, and
+    Raises :class:`CheckpointMissing` naming the folder and the ``dvc repro train_<network>`` to run, and
     ``BadCheckpoint`` naming every ``model.*`` param on which a checkpoint differs from ``cfg``.
     """
     device = torch.device(device)
-    nets = {stage: build_generator(stage, cfg) for stage in NETWORKS}
+    nets = {network: build_generator(network, cfg) for network in NETWORKS}
     folders, info = {}, {}
-    for stage in NETWORKS:
-        folder = stage_folder(checkpoint_root, stage)
+    for network in NETWORKS:
+        folder = network_folder(checkpoint_root, network)
         if not (folder / "state.json").is_file() or not (folder / "modules.safetensors").is_file():
-            raise CheckpointMissing(f"no trained {stage} checkpoint in {folder}: run `dvc repro train_{stage}` "
+            raise CheckpointMissing(f"no trained {network} checkpoint in {folder}: run `dvc repro train_{network}` "
                                     f"(or `make train`), or pass --checkpoint with a folder holding "
                                     f"{'/final, '.join(NETWORKS)}/final")
-        ckpt.check_model_config(folder, cfg.architecture(stage), f"`dvc repro train_{stage}`")
-        ckpt.load_modules(folder, {"generator": nets[stage]}, device="cpu")
+        ckpt.check_model_config(folder, cfg.architecture(network), f"`dvc repro train_{network}`")
+        ckpt.load_modules(folder, {"generator": nets[network]}, device="cpu")
         meta = ckpt.read_state(folder)
-        info[stage] = {"folder": str(folder), "step": meta.get("step"), "profile": meta["meta"].get("profile"),
+        info[network] = {"folder": str(folder), "step": meta.get("step"), "profile": meta["meta"].get("profile"),
                        "perceptual": (meta["meta"].get("backends") or {}).get("perceptual")}
-        folders[stage] = folder
+        folders[network] = folder
     for net in nets.values():
         net.to(device).eval().requires_grad_(False)
     return Networks(cfg, nets["layout"], nets["region"], nets["wcn"], device, folders, info)
@@ -87,11 +87,11 @@ def untrained_networks(cfg: ModelConfig, seed: int, device: torch.device | str =
     (``pipeline.training.runner``), the evaluation's untrained control."""
     device = torch.device(device)
     nets = {}
-    for stage in NETWORKS:
+    for network in NETWORKS:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed(seed, stage))
-            nets[stage] = build_generator(stage, cfg).to(device).eval().requires_grad_(False)
-    info = {stage: {"step": 0, "perceptual": None} for stage in NETWORKS}
+            torch.manual_seed(init_seed(seed, network))
+            nets[network] = build_generator(network, cfg).to(device).eval().requires_grad_(False)
+    info = {network: {"step": 0, "perceptual": None} for network in NETWORKS}
     return Networks(cfg, nets["layout"], nets["region"], nets["wcn"], device, {}, info)
 
 

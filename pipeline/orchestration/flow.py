@@ -34,7 +34,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pipeline.core.errors import RemotError
 from pipeline.core.params import load_params
 from pipeline.profiles import PROFILES, check_profile
-from pipeline.stage.prefect_server import private_temporary_server
+from pipeline.orchestration.prefect_server import private_temporary_server
 
 
 def _retry_on_io_error(task_obj, task_run, state) -> bool:

@@ -16,12 +16,12 @@ as the driving video"): the source image of a window is a frame of the *same* vi
 
 The choice is a pure function of a seed and the window's identity: the index is
 ``sha256(seed material) mod (number of candidates)``, with the seed material built by
-:func:`source_seed_material` from (seed, dataset, video, start). ``hashlib`` is used rather than Python's
-``hash()``, which is salted per process, so shards come out identical on every run and machine.
+:func:`source_seed_material` from (seed, dataset, video, start) (``pipeline.core.hashing.text_int``, not Python's
+``hash()``, which is salted per process), so shards come out identical on every run and machine.
 """
 from __future__ import annotations
 
-import hashlib
+from pipeline.core.hashing import text_int
 
 
 def plan_windows(n_frames: int, length: int, stride: int) -> list[tuple[int, int]]:
@@ -45,8 +45,7 @@ def source_seed_material(seed: int, dataset: str, video: str, start: int) -> str
 
 def _uniform_index(seed_material: str | bytes, count: int) -> int:
     """A deterministic integer in ``[0, count)`` from ``seed_material`` (sha256; bias < 2**-200)."""
-    data = seed_material.encode("utf-8") if isinstance(seed_material, str) else bytes(seed_material)
-    return int.from_bytes(hashlib.sha256(data).digest(), "big") % count
+    return text_int(seed_material) % count
 
 
 def choose_source_frame(n_frames: int, start: int, rng_seed_material: str | bytes, stop: int | None = None) -> int:

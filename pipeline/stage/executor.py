@@ -10,13 +10,15 @@
   both cores of a small machine on stages whose work is single-threaded;
 * ``local-dask`` — a Prefect flow whose per-video tasks run on a local Dask cluster of ``preprocess.workers``
   single-threaded worker processes (prefect-dask's ``DaskTaskRunner``), spoken to over mutual TLS with a
-  temporary in-memory CA (:func:`local_cluster_security`), so no other local user can submit work to it, and
-  without any HTTP server (``pipeline/stage/dask_cluster.py``);
+  temporary in-memory CA, so no other local user can submit work to it, and without any HTTP server
+  (``pipeline/orchestration/dask_cluster.py``);
 * ``dask`` — the same flow on an existing Dask cluster at ``preprocess.dask_address`` (``tls://host:8786``; a
   plain ``tcp://`` address only with ``preprocess.allow_insecure_dask``).
 
-Both flows report to a private Prefect API server (``pipeline/stage/prefect_server.py``): its own database, a
-random password, loopback only.
+Both flows report to a private Prefect API server (``pipeline/orchestration/prefect_server.py``): its own
+database, a random password, loopback only. Their code is Prefect code, so it lives in ``pipeline/orchestration``
+(``dask_executors.py``), a package above the stage packages: this module never imports it, and runs them as the
+values ``stages/__init__.py`` hands over (:func:`provide_executors`) before any stage runs.
 
 Work functions must be picklable (module-level functions, ``functools.partial`` of them), and every failure is
 returned as a value rather than raised, so one bad video never fails the flow.
@@ -25,9 +27,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from pipeline.core.errors import SkipVideo
+from pipeline.core.errors import RemotError, SkipVideo
 from pipeline.stage.progress import Progress, info_frames, item_frames
 
 
@@ -71,16 +73,15 @@ def local_workers(engine: Any, n_videos: int) -> int:
     return engine.workers if executor in ("pool", "local-dask") else 1
 
 
-def local_cluster_security():
-    """Mutual TLS with a throw-away CA for the local cluster of executor ``local-dask``.
+# An executor provided from above: fan_out(fn, items, engine, name, done) -> one Outcome per item, in item order,
+# calling done(index, outcome) in this process as each arrives.
+FanOut = Callable[[Callable[..., dict], Sequence[tuple], Any, str, Callable[[int, Outcome], Outcome]], list[Outcome]]
+_PROVIDED: dict[str, FanOut] = {}
 
-    Its scheduler and workers listen on loopback ports, and a Dask scheduler runs whatever a connected client
-    submits: without TLS any other account on a shared machine that finds the port can run code as this user.
-    The temporary certificates exist only in this process's memory (and its workers'), so only they can connect.
-    """
-    from distributed.security import Security
 
-    return Security.temporary()
+def provide_executors(executors: Mapping[str, FanOut]) -> None:
+    """Make ``executors`` (params name -> fan-out) available to :func:`run_all` in this process."""
+    _PROVIDED.update(executors)
 
 
 def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None, name: str = "preprocess",
@@ -109,34 +110,12 @@ def run_all(fn: Callable[..., dict], items: Sequence[tuple], engine: Any = None,
         return [done(i, call(fn, *item)) for i, item in enumerate(items)]
     if executor == "pool":
         return _run_pool(fn, items, engine.workers, done)
-    from prefect import flow, task
-    from prefect_dask import DaskTaskRunner
-
-    if executor == "dask":  # the params schema guarantees an address, tls:// unless allow_insecure_dask
-        runner = DaskTaskRunner(address=engine.dask_address)
-    else:
-        from pipeline.stage.dask_cluster import local_tls_cluster
-
-        # threads_per_worker=1: the work (MediaPipe, OpenCV, torch) is CPU-bound native code
-        security = local_cluster_security()
-        runner = DaskTaskRunner(cluster_class=local_tls_cluster,
-                                cluster_kwargs={"n_workers": engine.workers, "threads_per_worker": 1,
-                                                "security": security},
-                                client_kwargs={"security": security})
-
-    @task(name=f"{name}-video")
-    def one(item: tuple) -> Outcome:
-        return call(fn, *item)
-
-    @flow(name=name, task_runner=runner, log_prints=False)
-    def fan_out() -> list[Outcome]:
-        futures = [one.submit(item) for item in items]
-        return [done(i, future.result()) for i, future in enumerate(futures)]
-
-    from pipeline.stage.prefect_server import private_temporary_server
-
-    with private_temporary_server():
-        return fan_out()
+    if executor not in _PROVIDED:
+        raise RemotError(f"preprocess.executor {executor!r} was not handed to this process: its code is in "
+                         "pipeline/orchestration, which stages/__init__.py provides (import stages, or call "
+                         "pipeline.stage.executor.provide_executors(pipeline.orchestration.dask_executors."
+                         "DASK_EXECUTORS))")
+    return _PROVIDED[executor](fn, items, engine, name, done)
 
 
 def spawned_pool(workers: int, n_items: int):

@@ -69,8 +69,9 @@ class Progress:
                             unit="frame" if total_frames else unit, file=self.stream, dynamic_ncols=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        # run_all's Prefect flow closes over the progress, and Prefect ships the flow context to Dask workers,
-        # which never report: the copy they get has no stream or bar (neither pickles).
+        # the Dask executors' Prefect flow (pipeline/orchestration/dask_executors.py) closes over the progress, and
+        # Prefect ships the flow context to Dask workers, which never report: the copy they get has no stream or bar
+        # (neither pickles).
         return {**self.__dict__, "stream": None, "bar": None}
 
     @classmethod

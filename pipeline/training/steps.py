@@ -44,7 +44,6 @@ initialisation, more than every image term together); the warp loss is in image 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from typing import Any
 
 import torch
@@ -54,6 +53,7 @@ import torch.nn.functional as F
 
 from pipeline.core.checkpoint import NETWORKS
 from pipeline.core.errors import RemotError
+from pipeline.core.hashing import text_int
 from pipeline.training.optimisation import build_optimisation
 from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, LayoutGenerator,
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
@@ -146,8 +146,7 @@ def warmup_length(step: int, warmup_frames: int) -> int:
     hash of the step (the same on every run, machine and resume)."""
     if warmup_frames <= 0:
         return 0
-    digest = hashlib.sha256(f"remot-warmup-v1:{int(step)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % (warmup_frames + 1)
+    return text_int(f"remot-warmup-v1:{int(step)}", 8) % (warmup_frames + 1)
 
 
 def frame_mean(terms_per_frame: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from pipeline.datasets import scan_dataset
 from pipeline.demo_data import generate_demo_dataset
 from pipeline.extract.run import extract_video
 from pipeline.stage.executor import run_all
+import stages  # noqa: F401  (hands the Dask executors to the stage machinery, as in a stage process)
 
 
 def run(quick: bool = True) -> list[dict]:

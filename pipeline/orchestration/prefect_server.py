@@ -3,8 +3,8 @@
 Without ``PREFECT_API_URL`` Prefect starts a temporary API server itself: plain HTTP on a 127.0.0.1 port, with
 no password, on the shared database ``$PREFECT_HOME/prefect.db``. Loopback is reachable by every account on the
 machine, so any of them could read and change the runs (and, through the shared database, those of a
-password-protected ``make serve`` server). Our flow runs (``make train``, executors ``local-dask`` and ``dask``)
-start their own instead (:func:`private_temporary_server`):
+password-protected ``make serve`` server). Our flow runs (``make train``; executors ``local-dask`` and ``dask``,
+``dask_executors``) start their own instead (:func:`private_temporary_server`):
 
 * its own database, in a fresh folder only this user can read (mode 0700), deleted with the run;
 * a random password (HTTP basic auth, ``PREFECT_SERVER_API_AUTH_STRING``) that only this process and its

@@ -14,6 +14,17 @@ import logging
 from typing import Any
 
 from distributed import Nanny, Scheduler, SpecCluster, Worker
+from distributed.security import Security
+
+
+def local_cluster_security() -> Security:
+    """Mutual TLS with a throw-away CA for the local cluster of executor ``local-dask``.
+
+    Its scheduler and workers listen on loopback ports, and a Dask scheduler runs whatever a connected client
+    submits: without TLS any other account on a shared machine that finds the port can run code as this user.
+    The temporary certificates exist only in this process's memory (and its workers'), so only they can connect.
+    """
+    return Security.temporary()
 
 
 class _NoWeb:
