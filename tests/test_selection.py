@@ -103,7 +103,10 @@ def test_a_study_runs_in_another_folder_only_with_the_same_networks_and_its_own_
     check_runs_in({"host": host, "guest": {**host, "runs_in": "host", "candidates": {"c": {}}}})
     with pytest.raises(RemotError, match="candidate names"):
         check_runs_in({"host": host, "guest": {**host, "runs_in": "host", "candidates": {"b": {}}}})
-    with pytest.raises(RemotError, match="profile or scope"):
+    with pytest.raises(RemotError, match="profile, scope"):
+        check_runs_in({"host": host, "guest": {**host, "over": {"model": {"ngf": 8}}, "runs_in": "host",
+                                               "candidates": {}}})
+    with pytest.raises(RemotError, match="profile, scope"):
         check_runs_in({"host": host, "guest": {**host, "scope": "layout", "runs_in": "host", "candidates": {}}})
     with pytest.raises(RemotError, match="not a study"):
         check_runs_in({"guest": {**host, "runs_in": "nowhere"}})

@@ -41,8 +41,9 @@ def check_runs_in(studies: dict[str, dict[str, Any]]) -> None:
             continue
         if host not in studies or "runs_in" in studies[host]:
             raise RemotError(f"{STUDIES_FILE}: study {name} runs in {host!r}, which is not a study of its own folder")
-        if (studies[host]["profile"], studies[host]["scope"]) != (spec["profile"], spec["scope"]):
-            raise RemotError(f"{STUDIES_FILE}: study {name} runs in {host}'s folder but differs in profile or scope")
+        if any(studies[host].get(k) != spec.get(k) for k in ("profile", "scope", "over")):
+            raise RemotError(f"{STUDIES_FILE}: study {name} runs in {host}'s folder but differs in profile, scope "
+                             "or over")
         clash = set(spec["candidates"]) & {c for n, s in studies.items() if n != name and
                                            s.get("runs_in", n) == host for c in s["candidates"]}
         if clash:
@@ -187,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         run_root = study_root / name
         try:
-            profile = profile_params(spec["profile"], ROOT / "params.yaml")
+            # ``over``: values the whole study (base and candidates) lays over the profile, pinning the recipe it
+            # was run on where the profile has since moved on (a re-run then reuses the same runs)
+            profile = merge(profile_params(spec["profile"], ROOT / "params.yaml"), spec.get("over") or {})
             params = merge(profile, merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
             base = upstream_base(args.study, study_root, profile) if spec["scope"] == "wcn" else None
         except RemotError as exc:
