@@ -89,7 +89,9 @@ def test_a_finished_twin_in_another_study_on_the_same_data_is_reused(tmp_path):
     # a study that runs in another's folder (``runs_in``) reuses that study's equal candidate
     assert finished_twin(params, selection / "first" / "other", "wcn") == run
     assert finished_twin(params, selection / "elsewhere" / "cand", "wcn") is None  # other data, other networks
-    assert finished_twin({**params, "model": {"ngf": 8}}, selection / "second" / "cand", "wcn") is None
+    assert finished_twin({**params, "model": {"ngf": 24}}, selection / "second" / "cand", "wcn") is None
+    # a value written out equal to the one the run left unset is the same recipe (a study's ``over`` pins it)
+    assert finished_twin({**params, "model": {"wcn_blend": True}}, selection / "second" / "cand", "wcn") == run
     (run / "metrics" / "eval.json").write_text('{"split": "test"}')
     assert finished_twin(params, selection / "second" / "cand", "wcn") is None  # the test split never scores
 

@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.core import atomic
 from pipeline.core.errors import RemotError
-from pipeline.core.params import load_params
+from pipeline.core.params import load_params, model_config, validate_params
 from pipeline.profiles import absolute_weights, merge, profile_params
 from pipeline.profiles.__main__ import ROOT, run_stages
 
@@ -30,6 +30,13 @@ SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "tc
 
 def load_studies() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(STUDIES_FILE.read_text()) or {}
+
+
+def recipe(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` params as the stages read them: validated, defaults filled in, the model section as the networks'
+    full config, so an unset value and the same value written out compare equal."""
+    params = validate_params(raw)
+    return {**params.model_dump(), "model": model_config(params.model).to_dict()}
 
 
 def check_runs_in(studies: dict[str, dict[str, Any]]) -> None:
@@ -71,7 +78,7 @@ def upstream_base(study: str, study_root: Path, profile: dict[str, Any]) -> Path
     folder, or the failing stage's exit code."""
     base = study_root / "base"
     wanted = absolute_weights(shared_paths(profile), ROOT)
-    if (base / "params.yaml").is_file() and yaml.safe_load((base / "params.yaml").read_text()) != wanted:
+    if (base / "params.yaml").is_file() and recipe(yaml.safe_load((base / "params.yaml").read_text())) != recipe(wanted):
         raise RemotError(f"{base}: trained with another recipe than the profile's now; move it away to train the "
                          "base again")
     if all((base / "models" / n / "final").is_dir() for n in UPSTREAM):
@@ -102,7 +109,7 @@ def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | 
         if (run.parent / "data").resolve() != data:
             continue
         evaluation = run / "metrics" / "eval.json"
-        if evaluation.is_file() and yaml.safe_load(other.read_text()) == params:
+        if evaluation.is_file() and recipe(yaml.safe_load(other.read_text())) == recipe(params):
             if json.loads(evaluation.read_text()).get("split") == "val":
                 return run
     return None
