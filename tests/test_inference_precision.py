@@ -70,3 +70,27 @@ def test_transfer_refuses_an_unknown_precision_before_loading_anything(tmp_path)
         run_transfer(Params(), tmp_path, tmp_path / "source.png", tmp_path / "driving.mp4", tmp_path / "out.mp4",
                      checkpoint=tmp_path / "models", progress=False, precision="fp16")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_bf16_holds_the_region_gan_and_wcn_blocks_in_bfloat16_and_leaves_the_networks_float32():
+    nets = untrained_networks(ModelConfig.from_profile("tiny"), seed=0)
+    source, layout, keypoints = _inputs(64, 48, 1)
+    generate_video(nets, source, layout, keypoints, source, precision="bf16")
+    prepared = nets.prepared["bf16"]
+    for net in (prepared.region.encode_mask, prepared.region.decode, prepared.wcn.encode_layout_pose,
+                prepared.wcn.decode_flow):
+        assert {p.dtype for p in net.parameters()} == {torch.bfloat16}
+    # the Layout GAN and the loaded networks themselves stay float32 (fp32 calls and other users see them as loaded)
+    for net in (prepared.layout, nets.layout, nets.region, nets.wcn):
+        assert {p.dtype for p in net.parameters()} == {torch.float32}
+
+
+def test_harden_is_the_one_hot_of_argmax_over_channels_ties_included():
+    from remot_models.sequence import harden
+
+    torch.manual_seed(0)
+    layout = torch.softmax(torch.randn(2, 6, 32, 24), dim=1)
+    layout[:, :, :4] = 1 / 6          # all six tied: the first channel wins, as argmax(dim=1)
+    layout[:, 2:4, 4:8] = 0.5         # two tied
+    expected = torch.nn.functional.one_hot(layout.argmax(dim=1), 6).movedim(-1, 1).float()
+    assert torch.equal(harden(layout), expected)

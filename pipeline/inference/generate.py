@@ -10,6 +10,7 @@ format), checked against the params' model config before loading (``check_model_
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ from remot_models.sequence import START_RULE, Generators, generate_sequence
 
 # Arithmetic of the networks at inference. bf16 runs the Region GAN and the WCN under torch.autocast (convolutions
 # and matmuls in bfloat16, other ops as autocast's CPU policy decides) and the Layout GAN in float32
-# (_Float32Layout): 1.1-1.3x the networks' frames/s on this project's AVX512-BF16 CPU (README, Benchmarks).
+# (_Float32Layout); on CPU their encoders and decoders are moreover held in bfloat16, channels-last
+# (_Bfloat16Block): 1.3-1.4x the networks' frames/s in CPU time on this project's AVX512-BF16 CPU (README,
+# Benchmarks).
 # Training uses float32 on CPU, so bf16 frames approximate the float32 ones, within the tolerance
 # tests/test_inference_precision.py asserts.
 PRECISIONS = ("fp32", "bf16")
@@ -50,6 +53,8 @@ class Networks:
     device: torch.device
     folders: dict[str, Path]
     info: dict[str, Any] = field(default_factory=dict)  # per network: step, profile, git revision, vgg19 backend
+    # the generators as a precision runs them (_generators), built on first use: later calls reuse them
+    prepared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def network_folder(checkpoint_root: Path | str, network: str) -> Path:
@@ -163,6 +168,52 @@ class _Float32Layout(torch.nn.Module):
             return self.layout(*(a.float() if isinstance(a, torch.Tensor) else a for a in args))
 
 
+class _Bfloat16Block(torch.nn.Module):
+    """An encoder or decoder (``remot_models.blocks``) of the Region GAN or the WCN held in bfloat16 and
+    channels-last, for ``precision="bf16"`` on CPU: its input is cast once on the way in and its output(s) back to
+    float32 on the way out. Under autocast alone the same block ran its convolutions in bfloat16 on NCHW tensors
+    (oneDNN's slow layout for 1-27 channels) and cast every activation between float32 (instance norm, ReLU,
+    padding, the residual sums) and bfloat16 (each convolution): about a fifth of the bf16 time was those copies.
+    Here the norms, ReLUs, paddings and residual sums run in bfloat16 too (the norm's statistics accumulate in
+    float32 inside PyTorch's kernel); every convolution still sees bfloat16 inputs and weights, as under autocast,
+    so the frames stay within the tolerance of tests/test_inference_precision.py (measured the same error)."""
+
+    def __init__(self, block: torch.nn.Module):
+        super().__init__()
+        self.block = copy.deepcopy(block).to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor):
+        out = self.block(x.to(torch.bfloat16, memory_format=torch.channels_last))
+        if isinstance(out, tuple):
+            return tuple(o.float() for o in out)
+        return out.float()
+
+
+def _bfloat16_blocks(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` whose encoders and decoders (direct children) are :class:`_Bfloat16Block`."""
+    from remot_models.blocks import Decoder, Encoder, FlowWeightDecoder
+
+    net = copy.copy(net)  # a shallow copy: its own child table, the original's other children (GAM, TAM)
+    net._modules = dict(net._modules)
+    for name, child in net._modules.items():
+        if isinstance(child, (Encoder, Decoder, FlowWeightDecoder)):
+            net._modules[name] = _Bfloat16Block(child)
+    return net
+
+
+def _generators(nets: Networks, precision: str) -> Generators:
+    """The generators ``precision`` runs, built once per :class:`Networks` (the bf16 copies on CPU)."""
+    if precision != "bf16":
+        return Generators(nets.layout, nets.region, nets.wcn)
+    if "bf16" not in nets.prepared:
+        if nets.device.type == "cpu":
+            nets.prepared["bf16"] = Generators(_Float32Layout(nets.layout), _bfloat16_blocks(nets.region),
+                                               _bfloat16_blocks(nets.wcn))
+        else:
+            nets.prepared["bf16"] = Generators(_Float32Layout(nets.layout), nets.region, nets.wcn)
+    return nets.prepared["bf16"]
+
+
 def autocast(device: torch.device, precision: str):
     """The autocast context of ``precision`` (:data:`PRECISIONS`) on ``device``; float32 is no autocast."""
     if precision not in PRECISIONS:
@@ -195,11 +246,10 @@ def iter_generate(nets: Networks, source_image: np.ndarray, source_layout: np.nd
     source = image_tensor(source_image)[None].to(dev)
     src_layout = one_hot(source_layout)[None].to(dev)
     bg = image_tensor(background)[None].to(dev)
-    generators = Generators(_Float32Layout(nets.layout) if precision == "bf16" else nets.layout, nets.region,
-                            nets.wcn)
+    cast = autocast(dev, precision)  # refuses an unknown precision before anything is built
+    generators = _generators(nets, precision)
     poses = (pose_tensor(np.asarray(kp)[None], h, w, pose_thickness).to(dev) for kp in keypoints)
     frames = generate_sequence(generators, source, src_layout, poses, bg)
-    cast = autocast(dev, precision)
     while True:
         started = time.perf_counter()
         with cast:
