@@ -78,7 +78,8 @@ def upstream_base(study: str, study_root: Path, profile: dict[str, Any]) -> Path
     folder, or the failing stage's exit code."""
     base = study_root / "base"
     wanted = absolute_weights(shared_paths(profile), ROOT)
-    if (base / "params.yaml").is_file() and recipe(yaml.safe_load((base / "params.yaml").read_text())) != recipe(wanted):
+    trained = base / "params.yaml"
+    if trained.is_file() and recipe(yaml.safe_load(trained.read_text())) != recipe(wanted):
         raise RemotError(f"{base}: trained with another recipe than the profile's now; move it away to train the "
                          "base again")
     if all((base / "models" / n / "final").is_dir() for n in UPSTREAM):
