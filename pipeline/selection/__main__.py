@@ -104,13 +104,14 @@ def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | 
     if scope == "layout":
         return None
     data = (run_root.parent / "data").resolve()
-    own = run_root / "params.yaml"
-    for other in [own] + sorted(run_root.parent.parent.glob("*/*/params.yaml")):
+    wanted = recipe(params)
+    # its own run first; each run once
+    for other in sorted(run_root.parent.parent.glob("*/*/params.yaml"), key=lambda f: (f.parent != run_root, f)):
         run = other.parent
         if (run.parent / "data").resolve() != data:
             continue
         evaluation = run / "metrics" / "eval.json"
-        if evaluation.is_file() and recipe(yaml.safe_load(other.read_text())) == recipe(params):
+        if evaluation.is_file() and recipe(yaml.safe_load(other.read_text())) == wanted:
             if json.loads(evaluation.read_text()).get("split") == "val":
                 return run
     return None
