@@ -65,6 +65,9 @@ class ModelConfig:
                                          "so this pixel-unit term does not outweigh the image terms, see losses.py)")
     lambda_warp: float = _loss_knob(10.0, "weight of the warp loss (L1 of the warped previous frame, image units)")
     lambda_face: float = _loss_knob(1.0, "weight of the face discriminator's adversarial loss")
+    layout_limbs_weight: float = _loss_knob(1.0, "weight of the limbs class in the Layout GAN's cross-entropy (the "
+                                            "paper gives no layout loss; 1 = unweighted): thin arms and legs are a "
+                                            "few percent of the pixels, so an unweighted loss can miss them cheaply")
     perceptual_on: str = _loss_knob("foreground", "where the Region GAN's eq. 7 runs: foreground (once per frame on "
                                     "the eq. 11 sum) | regions (once per region, 5x the VGG19 cost)")
 
@@ -83,6 +86,12 @@ class ModelConfig:
     tam_temperature: float = _knob(0.01, "softmax temperature of TAM's cosine affinity (eq. 12): 1 = the paper "
                                    "literally; 0.01 = CoCosNet's x100 scaling, sharp enough to align", only=("wcn",))
 
+    @property
+    def adversarial(self) -> bool:
+        """Whether the multi-scale discriminator's terms (eq. 8-9, feature matching) reach the generator's loss. At
+        zero weight they would add nothing to its gradient, so training skips the discriminator altogether."""
+        return self.lambda_adv > 0 or (self.feature_matching and self.lambda_feat > 0)
+
     def __post_init__(self) -> None:
         positive = ("ngf", "n_downsample", "ndf", "d_layers", "d_scales", "face_crop", "face_d_layers")
         for name in positive:
@@ -96,6 +105,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.perceptual_on must be one of {PERCEPTUAL_ON}, got {self.perceptual_on!r}")
         if self.tam_temperature <= 0:
             raise ValueError(f"ModelConfig.tam_temperature must be > 0, got {self.tam_temperature}")
+        if self.layout_limbs_weight <= 0:
+            raise ValueError(f"ModelConfig.layout_limbs_weight must be > 0, got {self.layout_limbs_weight}")
         if self.norm not in NORMS:
             raise ValueError(f"ModelConfig.norm must be one of {NORMS}, got {self.norm!r}")
         for name in (f.name for f in fields(self) if f.name.startswith("lambda_")):

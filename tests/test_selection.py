@@ -112,3 +112,40 @@ def test_a_study_runs_in_another_folder_only_with_the_same_networks_and_its_own_
         check_runs_in({"host": host, "guest": {**host, "scope": "layout", "runs_in": "host", "candidates": {}}})
     with pytest.raises(RemotError, match="not a study"):
         check_runs_in({"guest": {**host, "runs_in": "nowhere"}})
+
+
+def test_layout_scope_prepares_the_data_once_and_candidates_only_train(tmp_path, monkeypatch):
+    import pipeline.selection.__main__ as selection
+
+    names = [stage for stage, _ in stage_commands(["demo"], Path("params.yaml"))]
+    assert STAGES["layout"] == ("train_layout", "train_layout") and names[names.index("train_layout") - 1] == "shards"
+    runs: list[tuple[str, str | None]] = []
+
+    def fake_run_stages(label, params, run_root, until=None, start=None):
+        runs.append((until, start))
+        return {"stage": 60.0}
+
+    monkeypatch.setattr(selection, "run_stages", fake_run_stages)
+    profile = profile_params("learn", ROOT / "params.yaml")
+    study = tmp_path / "selection" / "s"
+    assert selection.shared_data("s", study, profile) is None and runs == [("shards", None)]
+    (study / "base" / "params.yaml").write_text(yaml.safe_dump(absolute_weights(shared_paths(profile), ROOT)))
+    assert selection.shared_data("s", study, profile) is None and len(runs) == 1  # prepared: nothing runs again
+    other = merge(profile, {"extract": {"height": 160}})
+    with pytest.raises(RemotError, match="another recipe"):
+        selection.shared_data("s", study, other)
+
+
+def test_a_finished_layout_training_is_reused_by_a_rerun(tmp_path):
+    from pipeline.selection.__main__ import MINUTES, finished_twin
+
+    study = tmp_path / "selection" / "s"
+    (study / "data").mkdir(parents=True)
+    run = study / "cand"
+    params = {"model": {"layout_limbs_weight": 3.0}}
+    (run / "models" / "layout" / "final").mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    assert finished_twin(params, run, "layout") is None  # trained but not finished as a study candidate
+    (run / MINUTES).write_text('{"minutes": 1.0}')
+    assert finished_twin(params, run, "layout") == run
+    assert finished_twin({"model": {"layout_limbs_weight": 10.0}}, run, "layout") is None

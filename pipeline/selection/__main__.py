@@ -22,9 +22,11 @@ STUDIES_FILE = Path(__file__).resolve().parent / "studies.yaml"
 # scope -> (first stage, last stage) a candidate runs. ``wcn``: the candidates train only the WCN, on the Layout
 # and Region GANs the study trained once with the profile's recipe (``upstream_base``), whose data they share: a
 # WCN choice costs one WCN training per candidate instead of a whole run.
-STAGES = {"layout": (None, "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
+# ``layout``: the candidates train only the Layout GAN, on the data the study preprocessed once (``shared_data``).
+STAGES = {"layout": ("train_layout", "train_layout"), "full": (None, "evaluate"), "wcn": ("train_wcn", "evaluate")}
 UPSTREAM = ("layout", "region")
 MINUTES = "selection_minutes.json"  # a candidate's wall minutes, kept for the table when a re-run reuses it
+DATA_DONE = "data_done.json"  # in <study>/base/: the shared data is preprocessed
 SELF_METRICS = ("akd", "mkr", "moved_psnr", "mask_psnr", "mask_ssim", "fid", "tcm", "layout_miou", "limbs_iou")
 
 
@@ -88,6 +90,25 @@ def upstream_base(study: str, study_root: Path, profile: dict[str, Any]) -> Path
     return done if isinstance(done, int) else base
 
 
+def shared_data(study: str, study_root: Path, profile: dict[str, Any]) -> int | None:
+    """For scope ``layout``: preprocess the study's shared data once, with the profile's recipe, in
+    ``<study>/base/`` (a marker there says it finished), so candidates run apart with ``--candidates`` only train;
+    None, or the failing stage's exit code."""
+    base = study_root / "base"
+    trained = base / "params.yaml"
+    if trained.is_file() and recipe(yaml.safe_load(trained.read_text())) != recipe(
+            absolute_weights(shared_paths(profile), ROOT)):
+        raise RemotError(f"{base}: made with another recipe than the profile's now; move it away to prepare the "
+                         "data again")
+    if (base / DATA_DONE).is_file():
+        return None
+    done = run_stages(f"{study}/data", shared_paths(profile), base, until="shards")
+    if isinstance(done, int):
+        return done
+    atomic.write_json(base / DATA_DONE, {"minutes": round(sum(done.values()) / 60, 2)})
+    return None
+
+
 def copy_upstream(base: Path, run_root: Path) -> None:
     """The candidate starts from the base's trained Layout and Region GANs (copies: its run never writes into
     the base)."""
@@ -100,9 +121,8 @@ def copy_upstream(base: Path, run_root: Path) -> None:
 def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | None:
     """A finished run with exactly these params on the same shared data (so the same upstream networks, for
     scope ``wcn``): ``run_root`` itself (a study re-run, or candidates run apart with ``--candidates``), a
-    candidate of another study, or None. Only evaluations on the validation split count."""
-    if scope == "layout":
-        return None
+    candidate of another study, or None. Only evaluations on the validation split count; for scope ``layout`` a
+    finished Layout GAN training (scored again on the validation split)."""
     data = (run_root.parent / "data").resolve()
     wanted = recipe(params)
     # its own run first; each run once
@@ -110,11 +130,16 @@ def finished_twin(params: dict[str, Any], run_root: Path, scope: str) -> Path | 
         run = other.parent
         if (run.parent / "data").resolve() != data:
             continue
-        evaluation = run / "metrics" / "eval.json"
-        if evaluation.is_file() and recipe(yaml.safe_load(other.read_text())) == wanted:
-            if json.loads(evaluation.read_text()).get("split") == "val":
-                return run
+        if finished(run, scope) and recipe(yaml.safe_load(other.read_text())) == wanted:
+            return run
     return None
+
+
+def finished(run: Path, scope: str) -> bool:
+    if scope == "layout":
+        return (run / MINUTES).is_file() and (run / "models" / "layout" / "final").is_dir()
+    evaluation = run / "metrics" / "eval.json"
+    return evaluation.is_file() and json.loads(evaluation.read_text()).get("split") == "val"
 
 
 def score(scope: str, run_root: Path) -> dict[str, Any]:
@@ -202,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             profile = merge(profile_params(spec["profile"], ROOT / "params.yaml"), spec.get("over") or {})
             params = merge(profile, merge(spec["candidates"][name], {"evaluate": {"split": "val"}}))
             base = upstream_base(args.study, study_root, profile) if spec["scope"] == "wcn" else None
+            prepared = shared_data(args.study, study_root, profile) if spec["scope"] == "layout" else None
         except RemotError as exc:
             print(f"error: candidate {name}: {exc}", file=sys.stderr)
             return 2
-        if isinstance(base, int):
-            return base
+        if isinstance(base, int) or prepared is not None:
+            return base if isinstance(base, int) else prepared
         # compared as run_stages writes them: weights paths absolute
         twin = finished_twin(absolute_weights(shared_paths(params), ROOT), run_root, spec["scope"])
         if twin is not None:  # the same candidate already ran (here or in another study): score it, train nothing

@@ -31,6 +31,7 @@ import random
 import subprocess
 import sys
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -316,8 +317,12 @@ def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int |
             state.step, state.batches_in_epoch = step, state.batches_in_epoch + 1
             log.append({"step": step, "epoch": state.epoch, **losses})
             if state.batches_in_epoch == run.steps_per_epoch:
-                for scheduler in run.steps.schedulers.values():
-                    scheduler.step()
+                with warnings.catch_warnings():
+                    # at zero adversarial weights the discriminators' optimiser never steps; its schedule still
+                    # advances with the epochs, so torch's "scheduler before optimizer" warning is expected
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`", UserWarning)
+                    for scheduler in run.steps.schedulers.values():
+                        scheduler.step()
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
             progress.update(postfix=_bar_losses(progress, step, losses))
             if step % tp.checkpoint_every == 0 or step == run.total:

@@ -21,10 +21,11 @@ averaged across ranks (one flat all-reduce per network) before every optimizer s
 Losses (weights in ``ModelConfig``; the adversarial objective is eq. 8/10's vanilla GAN by default):
 
 * Layout GAN - the paper gives no layout loss; we use cross-entropy of D1's logits against the ground-truth
-  labels (eq. 2a), ``lambda_rec`` x L1 between the blended layout (eq. 2c) and the one-hot ground truth, the
-  multi-scale conditional adversarial loss on (layout, driving pose) with feature matching, ``lambda_flow`` x the
-  flow L1 to the reference flow and ``lambda_warp`` x the warp loss of the previous ground-truth layout, masked by
-  the flow's validity (frames after the first; frame 0 has no real predecessor).
+  labels (eq. 2a; the limbs class weighted ``layout_limbs_weight``), ``lambda_rec`` x L1 between the blended
+  layout (eq. 2c) and the one-hot ground truth, the multi-scale conditional adversarial loss on (layout, driving
+  pose) with feature matching, ``lambda_flow`` x the flow L1 to the reference flow and ``lambda_warp`` x the warp
+  loss of the previous ground-truth layout, masked by the flow's validity (frames after the first; frame 0 has no
+  real predecessor).
 * Region GAN - eq. 9: ``lambda_rec`` x eq. 6 per region, **normalised by the region's area** (an L1 averaged
   over the whole frame would give heads and shoes almost no weight), averaged over the 5 regions (eq. 9's sum / 5:
   a constant folded into the weights); ``lambda_per`` / ``lambda_style`` x eq. 7 on the foreground (the eq. 11 sum
@@ -37,6 +38,9 @@ Losses (weights in ``ModelConfig``; the adversarial objective is eq. 8/10's vani
 * WCN - "the same loss function as Region GAN" on the whole frame: L1 over the frame plus L1 normalised over the
   person (union of predicted and true person), eq. 7 on the frame, eq. 8 with feature matching, the face
   discriminator (``lambda_face``), and the flow/warp losses of its temporal blend.
+
+At zero adversarial weights (``ModelConfig.adversarial`` false, ``lambda_face`` 0) the discriminators are neither
+run nor updated: their terms would add nothing to the generator's gradient.
 
 Flow is in pixels, so its L1 is weighted ``lambda_flow = 1`` (vid2vid's 10 made it 2/3 of the WCN's total at
 initialisation, more than every image term together); the warp loss is in image units like eq. 6.
@@ -55,7 +59,7 @@ from pipeline.core.checkpoint import NETWORKS
 from pipeline.core.errors import RemotError
 from pipeline.core.hashing import text_int
 from pipeline.training.optimisation import build_optimisation
-from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, FaceDiscriminator, LayoutGenerator,
+from remot_models import (BACKGROUND, NUM_PERSON_REGIONS, NUM_REGIONS, REGIONS, FaceDiscriminator, LayoutGenerator,
                           MultiscaleDiscriminator, RegionGenerator, WholeCompositionNetwork, face_boxes)
 from remot_models.config import ModelConfig
 from remot_models.losses import (discriminator_loss, feature_matching_loss, flow_loss, generator_adversarial_loss,
@@ -236,9 +240,10 @@ class NetworkSteps:
         self._update("generator", g_total, [self.generator])
         with self.autocast():
             d_terms = self.discriminator_losses(b, outs)
-        d_total = sum(d_terms.values())
+        d_total = sum(d_terms.values(), torch.zeros((), device=self.device))
         values.update(check_finite(self.name, step, {**d_terms, "d_total": d_total}))
-        self._update("discriminator", d_total, self.discriminators)
+        if d_terms:  # no discriminator term reaches the generator at zero adversarial weights: nothing to train
+            self._update("discriminator", d_total, self.discriminators)
         return values
 
     def frame_losses(self, b: dict[str, Any], out: FrameOutput) -> dict[str, torch.Tensor]:
@@ -250,7 +255,10 @@ class NetworkSteps:
 
     def _gan_terms(self, disc: nn.Module, fake: torch.Tensor, real: torch.Tensor, fake_cond: torch.Tensor,
                    real_cond: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Eq. 8 adversarial (+ feature matching) terms of a conditional multi-scale discriminator."""
+        """Eq. 8 adversarial (+ feature matching) terms of a conditional multi-scale discriminator; none at zero
+        adversarial weights (``ModelConfig.adversarial``), which spares the discriminator's passes."""
+        if not self.cfg.adversarial:
+            return {}
         fake_out = disc(fake, fake_cond)
         terms = {"g_adv": self.cfg.lambda_adv * generator_adversarial_loss(fake_out, self.cfg.gan_objective)}
         if self.cfg.feature_matching:
@@ -259,12 +267,15 @@ class NetworkSteps:
             terms["feat"] = self.cfg.lambda_feat * feature_matching_loss(real_out, fake_out)
         return terms
 
-    def _d_term(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_cond: torch.Tensor,
-                fake_cond: torch.Tensor) -> torch.Tensor:
-        """Eq. 10: one discriminator call on the concatenated (real; detached fake) batch."""
+    def _d_terms(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_cond: torch.Tensor,
+                 fake_cond: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 10: one discriminator call on the concatenated (real; detached fake) batch; none at zero
+        adversarial weights."""
+        if not self.cfg.adversarial:
+            return {}
         both = disc(torch.cat([real, fake.detach()]), torch.cat([real_cond, fake_cond]))
         real_out, fake_out = split_outputs(both, real.shape[0])
-        return discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
+        return {"d_adv": discriminator_loss(real_out, fake_out, self.cfg.gan_objective)}
 
     def _perceptual(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eq. 7 with the backbone's own layer weights (VGG19: eq. 7's plain sum)."""
@@ -292,6 +303,10 @@ class LayoutSteps(NetworkSteps):
         self.modules = {"generator": LayoutGenerator(cfg),
                         "discriminator": MultiscaleDiscriminator(cfg, image_channels=6, cond_channels=3)}
         self._finish_init(self.modules["generator"], [self.modules["discriminator"]])
+        self.class_weights = None  # unweighted: F.cross_entropy's own path, bit-identical to before the knob
+        if cfg.layout_limbs_weight != 1.0:
+            self.class_weights = torch.ones(NUM_REGIONS, device=device)
+            self.class_weights[REGIONS.index("limbs")] = cfg.layout_limbs_weight
 
     def generators(self) -> Generators:
         return Generators(self.generator)
@@ -299,7 +314,7 @@ class LayoutSteps(NetworkSteps):
     def frame_losses(self, b, out):
         t, lo = out.t, out.layout_out
         target, cond = b["layouts"][:, t], b["poses"][:, t]
-        terms = {"ce": F.cross_entropy(lo.logits.float(), target.argmax(dim=1)),
+        terms = {"ce": F.cross_entropy(lo.logits.float(), target.argmax(dim=1), weight=self.class_weights),
                  "rec": self.cfg.lambda_rec * reconstruction_loss(lo.layout, target),
                  **self._gan_terms(self.modules["discriminator"], lo.layout, target, cond, cond)}
         return {**terms, **self._temporal_terms(lo.flow, b, t, b["layouts"][:, t - 1], target)}
@@ -308,7 +323,7 @@ class LayoutSteps(NetworkSteps):
         real = torch.cat([b["layouts"][:, o.t] for o in outs])
         fake = torch.cat([o.layout_out.layout for o in outs])
         cond = torch.cat([b["poses"][:, o.t] for o in outs])
-        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, cond, cond)}
+        return self._d_terms(self.modules["discriminator"], real, fake, cond, cond)
 
     @torch.no_grad()
     def sample(self, batch):
@@ -372,7 +387,7 @@ class RegionSteps(NetworkSteps):
         real_cond = torch.cat([m.flatten(0, 1).unsqueeze(1) for _, m in reals])
         fake = torch.cat([o.region.regions.flatten(0, 1) for o in outs])
         fake_cond = torch.cat([o.layout[:, :NUM_PERSON_REGIONS].flatten(0, 1).unsqueeze(1) for o in outs])
-        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, real_cond, fake_cond)}
+        return self._d_terms(self.modules["discriminator"], real, fake, real_cond, fake_cond)
 
     @torch.no_grad()
     def sample(self, batch):
@@ -421,17 +436,17 @@ class WCNSteps(NetworkSteps):
         real = b["frames"][:, t]
         person = torch.maximum(person_of(b["layouts"][:, t]), person_of(out.layout))
         real_cond, fake_cond = self._conds(b, out)
-        h, w = real.shape[-2:]
-        boxes, valid = face_boxes(b["keypoints"][:, t], (h, w))
         per = self._perceptual(comp.output, real)
-        face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
         terms = {"rec": self.cfg.lambda_rec * reconstruction_loss(comp.output, real),
                  "rec_person": self.cfg.lambda_rec * area_normalised_l1(comp.output, real, person),
                  "per_content": self.cfg.lambda_per * per["content"],
                  "per_style": self.cfg.lambda_style * per["style"],
-                 **self._gan_terms(self.modules["discriminator"], comp.output, real, fake_cond, real_cond),
-                 "face_adv": self.cfg.lambda_face * generator_adversarial_loss(face_fake, self.cfg.gan_objective)
-                 .to(real.device)}
+                 **self._gan_terms(self.modules["discriminator"], comp.output, real, fake_cond, real_cond)}
+        if self.cfg.lambda_face > 0:  # at zero weight the face discriminator is skipped, as the multi-scale one
+            boxes, valid = face_boxes(b["keypoints"][:, t], tuple(real.shape[-2:]))
+            face_fake = self.modules["face_discriminator"](comp.output, fake_cond, boxes, valid)
+            terms["face_adv"] = (self.cfg.lambda_face * generator_adversarial_loss(face_fake, self.cfg.gan_objective)
+                                 .to(real.device))
         return {**terms, **self._temporal_terms(comp.flow, b, t, b["frames"][:, t - 1], real)}
 
     def discriminator_losses(self, b, outs):
@@ -439,17 +454,19 @@ class WCNSteps(NetworkSteps):
         fake = torch.cat([o.composition.output for o in outs])
         conds = [self._conds(b, o) for o in outs]
         real_cond, fake_cond = torch.cat([c[0] for c in conds]), torch.cat([c[1] for c in conds])
-        h, w = real.shape[-2:]
-        boxes, valid = face_boxes(torch.cat([b["keypoints"][:, o.t] for o in outs]), (h, w))
-        face = self.modules["face_discriminator"]
-        both = face(torch.cat([real, fake.detach()]), torch.cat([real_cond, fake_cond]), torch.cat([boxes, boxes]),
-                    torch.cat([valid, valid]))
-        face_loss = real.new_zeros(())
-        if both:
-            real_out, fake_out = split_outputs(both, int(valid.sum()))
-            face_loss = discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
-        return {"d_adv": self._d_term(self.modules["discriminator"], real, fake, real_cond, fake_cond),
-                "d_face": self.cfg.lambda_face * face_loss}
+        terms = self._d_terms(self.modules["discriminator"], real, fake, real_cond, fake_cond)
+        if self.cfg.lambda_face > 0:
+            h, w = real.shape[-2:]
+            boxes, valid = face_boxes(torch.cat([b["keypoints"][:, o.t] for o in outs]), (h, w))
+            both = self.modules["face_discriminator"](torch.cat([real, fake.detach()]),
+                                                      torch.cat([real_cond, fake_cond]), torch.cat([boxes, boxes]),
+                                                      torch.cat([valid, valid]))
+            face_loss = real.new_zeros(())
+            if both:
+                real_out, fake_out = split_outputs(both, int(valid.sum()))
+                face_loss = discriminator_loss(real_out, fake_out, self.cfg.gan_objective)
+            terms["d_face"] = self.cfg.lambda_face * face_loss
+        return terms
 
     @torch.no_grad()
     def sample(self, batch):
