@@ -320,7 +320,7 @@ def train_loop(run: Run, log: "LossLog", progress: "Progress", stop_after: int |
                 with warnings.catch_warnings():
                     # at zero adversarial weights the discriminators' optimiser never steps; its schedule still
                     # advances with the epochs, so torch's "scheduler before optimizer" warning is expected
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`", UserWarning)
+                    warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
                     for scheduler in run.steps.schedulers.values():
                         scheduler.step()
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
