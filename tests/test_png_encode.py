@@ -1,12 +1,12 @@
-"""The shards' own PNG encoder (pipeline/shards/png_encode.py): any PNG reader gets the image back exactly."""
+"""The project's PNG encoder (pipeline/core/png.py: extracted frames, shard strips): any PNG reader gets the image back exactly."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
+from pipeline.core.png import encode_png
 from pipeline.shards.png_bytes import plain_png
-from pipeline.shards.png_encode import encode_png
 from pipeline.shards.reader import checked_png
 
 

@@ -46,7 +46,7 @@ video's frame size. Fields (tar member ``<key>.<field>``):
 
 Byte reproducibility: members are written in sorted order (sample by start, then field name) with fixed tar
 metadata (mtime 0, uid/gid 0, uname/gname "", mode 0o644, GNU format), strip PNGs with one fixed filter and zlib
-level (:mod:`pipeline.shards.png_encode`), single images (background, source frame and layout) as the stages' own
+level (:mod:`pipeline.core.png`), single images (background, source frame and layout) as the stages' own
 PNG files, copied when they are plain 8-bit PNGs (:mod:`pipeline.shards.png_bytes`), arrays by ``np.save`` to
 memory, gzip with mtime 0, JSON with sorted keys; the source frame comes from sha256 of (seed, dataset, video,
 start). The same inputs, parameters and library versions (zlib) therefore give identical tar bytes.
@@ -92,9 +92,9 @@ from pipeline.core.artifacts import (BACKEND_FIELD, FLOW_FIELD, FLOW_FILE_FIELDS
 from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest, json_sha256
 from pipeline.core.labels import REGIONS
+from pipeline.core.png import ENCODING as PNG_ENCODING, encode_png
 from pipeline.shards import schema
 from pipeline.shards.png_bytes import StoredPngs
-from pipeline.shards.png_encode import ENCODING as PNG_ENCODING, encode_png
 from pipeline.shards.schema import FORMAT_VERSION
 from pipeline.shards.windows import choose_source_frame, plan_windows, source_seed_material
 
