@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.core.labels import ATR, BODY25, DEFAULT_MERGE, REGIONS
 from pipeline.layout.merge import merge_layout, merge_lookup
+from pipeline.parsing import offline
 from pipeline.parsing.offline import OFFLINE_PARSER_NAME, parse_offline
 from pipeline.pose.mediapipe_body25 import estimate_video
 
@@ -119,3 +120,86 @@ def test_bad_inputs_are_rejected():
         parse_offline(rgb, np.zeros((25, 3)), np.zeros((32, 48)))
     with pytest.raises(ValueError, match="uint8"):
         parse_offline(rgb.astype(np.float32), np.zeros((25, 3)), np.zeros((64, 48)))
+
+
+# --- The vectorised geometry gives the labels of the formulas it replaced -------------------------------------
+# Reference versions of what issue 24's vectorisation changed, as the parser computed them before (whole-frame
+# norms and skin test, np.argmin over stacked distance transforms). Swapped back in, they must give the same
+# labels on real frames, and each piece the same values.
+
+def _reference_skin(self, rgb, lab, where):
+    if self.generic:
+        ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+        cr, cb = ycrcb[..., 1], ycrcb[..., 2]
+        return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127) & where
+    d = lab[..., 1:] - self.mean
+    maha = np.einsum("...i,ij,...j->...", d, self.inv_cov, d)
+    lightness = lab[..., 0]
+    light = (lightness >= self.l_median - offline.SKIN_L_BELOW) & (lightness <= self.l_median + offline.SKIN_L_ABOVE)
+    warm = (lab[..., 1] >= 128 + offline.SKIN_WARM_A) & (lab[..., 2] >= 128 + offline.SKIN_WARM_B)
+    return (maha <= offline.SKIN_MAHALANOBIS ** 2) & light & warm & where
+
+
+def _reference_distances(skeletons):
+    return np.stack([cv2.distanceTransform(np.where(s > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, 3)
+                     for s in skeletons])
+
+
+def _reference_nearer(lab, where, colour, other):
+    return (np.linalg.norm(lab - colour, axis=-1) < np.linalg.norm(lab - other, axis=-1)) & where
+
+
+@pytest.fixture(scope="module")
+def parser_inputs(media, tmp_path_factory):
+    """(rgb, keypoints, mask) of real frames: the media fixture's clips (shared footage where present, else
+    generated) and the project's demo generator's clips (what the preprocessing benchmark parses)."""
+    from pipeline.demo_data import generate_demo_dataset
+
+    demo = tmp_path_factory.mktemp("parser_demo")
+    generate_demo_dataset(demo, n_clips=3, n_frames=8, seed=0)
+    clips = [[cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.png"))[:16]]
+             for folder in media["frame_folders"]]
+    for video in sorted((demo / "videos").glob("*.mp4")):
+        capture, frames = cv2.VideoCapture(str(video)), []
+        while (read := capture.read())[0]:
+            frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2RGB))
+        clips.append(frames)
+    inputs = []
+    for frames in clips:
+        pose = estimate_video(frames)
+        inputs += list(zip(frames, pose.keypoints, pose.person_masks))
+    return inputs
+
+
+def test_vectorised_geometry_gives_the_same_labels(parser_inputs, monkeypatch):
+    new = [parse_offline(*x) for x in parser_inputs]
+    monkeypatch.setattr(offline._SkinModel, "__call__", _reference_skin)
+    monkeypatch.setattr(offline, "_skeleton_distances", _reference_distances)
+    monkeypatch.setattr(offline, "_nearest_part", lambda dist: np.argmin(dist, axis=0))
+    monkeypatch.setattr(offline, "_nearer", _reference_nearer)
+    old = [parse_offline(*x) for x in parser_inputs]
+    assert len(new) >= 40 and any((labels > 0).any() for labels in new)
+    for frame, (a, b) in enumerate(zip(new, old)):
+        assert np.array_equal(a, b), f"frame {frame}: {(a != b).sum()} labels differ"
+
+
+def test_vectorised_pieces_match_their_references(parser_inputs):
+    generic = 0
+    for rgb, kps, mask in parser_inputs:
+        person = mask > offline.MASK_THRESHOLD
+        if not person.any():
+            continue
+        lab = offline._lab(rgb)
+        scale = offline._body_scale(kps, person)
+        centre, radius, _ = offline._head_geometry(kps, scale)
+        model = offline._SkinModel(rgb, lab, person, kps, radius)
+        generic += model.generic
+        assert np.array_equal(model(rgb, lab, person), _reference_skin(model, rgb, lab, person))
+        skeletons = list(offline._part_skeletons(kps, person.shape, centre, radius).values())
+        dist = offline._skeleton_distances(skeletons)
+        assert np.array_equal(dist, _reference_distances(skeletons))
+        assert np.array_equal(offline._nearest_part(dist), np.argmin(dist, axis=0))
+        colour, other = lab[person][0], lab[person][-1]
+        assert np.array_equal(offline._nearer(lab, person, colour, other),
+                              _reference_nearer(lab, person, colour, other))
+    assert generic < len(parser_inputs)  # the face-sampled skin model was exercised

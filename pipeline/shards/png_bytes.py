@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from pipeline.core.png import SIGNATURE
+
 COLOR_TYPE = {True: 2, False: 0}  # PNG colour types: 2 = RGB, 0 = greyscale
 
 

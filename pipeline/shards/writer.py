@@ -45,11 +45,11 @@ video's frame size. Fields (tar member ``<key>.<field>``):
                        {pose, parser, flow} (which backends produced the inputs), format
 
 Byte reproducibility: members are written in sorted order (sample by start, then field name) with fixed tar
-metadata (mtime 0, uid/gid 0, uname/gname "", mode 0o644, GNU format), strip PNGs by ``cv2.imencode`` with a
-fixed compression level, single images (background, source frame and layout) as the stages' own PNG files,
-copied when they are plain 8-bit PNGs (:mod:`pipeline.shards.png_bytes`), arrays by ``np.save`` to memory, gzip with
-mtime 0, JSON with sorted keys; the source frame comes from sha256 of (seed, dataset, video, start). The same inputs, parameters and library versions
-(OpenCV/zlib) therefore give identical tar bytes.
+metadata (mtime 0, uid/gid 0, uname/gname "", mode 0o644, GNU format), strip PNGs with one fixed filter and zlib
+level (:mod:`pipeline.core.png`), single images (background, source frame and layout) as the stages' own
+PNG files, copied when they are plain 8-bit PNGs (:mod:`pipeline.shards.png_bytes`), arrays by ``np.save`` to
+memory, gzip with mtime 0, JSON with sorted keys; the source frame comes from sha256 of (seed, dataset, video,
+start). The same inputs, parameters and library versions (zlib) therefore give identical tar bytes.
 
 Crash safety: each tar is written to a temporary sibling ``.tmp-<name>-XXXX`` (which never matches ``*.tar``)
 and ``os.replace``d into place, so a killed run never leaves a truncated ``.tar`` under its final name; the next
@@ -92,6 +92,7 @@ from pipeline.core.artifacts import (BACKEND_FIELD, FLOW_FIELD, FLOW_FILE_FIELDS
 from pipeline.core.errors import RemotError
 from pipeline.core.hashing import file_digest, json_sha256
 from pipeline.core.labels import REGIONS
+from pipeline.core.png import ENCODING as PNG_ENCODING, encode_png
 from pipeline.shards import schema
 from pipeline.shards.png_bytes import StoredPngs
 from pipeline.shards.schema import FORMAT_VERSION
@@ -101,11 +102,6 @@ from pipeline.shards.windows import choose_source_frame, plan_windows, source_se
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 INDEX_NAME = "shards-index.json"
 N_JOINTS = 25
-# zlib's run-length strategy (Z_RLE, which zlib's manual describes as made for PNG image data): a demo frame strip (3
-# frames, 768x192) encodes in 14 instead of 22 ms, decodes in 3 instead of 7 ms and takes 157 instead of 168 KB; with
-# +-12 noise added, 15 vs 19 ms, 2.5 vs 7.4 ms, 307 vs 328 KB (medians of 15, loaded 2-core machine). Still a plain
-# PNG, so the loader's cv2.imdecode reads it as before.
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 # Fixed-point flow at level 1 deflates to 15% of its raw bytes, level 6 to 11% in three times the time (DIS flow
 # of 64-frame demo clips); float16 deflated to 85% at either level.
 FLOW_GZIP_LEVEL = 1
@@ -417,16 +413,6 @@ def _read_png(path: Path, shape: tuple[int, int], *, color: bool, stage: str) ->
 # ----------------------------------------------------------------------------------------------- encode
 
 
-def _png(image: np.ndarray) -> bytes:
-    """Deterministic PNG bytes of an RGB (H, W, 3) or single-channel (H, W) uint8 image."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image), PNG_PARAMS)
-    if not ok:
-        raise RuntimeError("cv2.imencode failed to encode a PNG")
-    return buffer.tobytes()
-
-
 def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
@@ -453,7 +439,7 @@ def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, 
                   stored: StoredPngs | None = None) -> list[tuple[str, bytes]]:
     """The members ``(<key>.<field>, bytes)`` of one window's sample, sorted by name (see the module docstring).
     Single images are the stages' own PNG files, copied (``stored``: one per video, so each is read once)."""
-    stored = stored if stored is not None else StoredPngs((video.height, video.width), _png)
+    stored = stored if stored is not None else StoredPngs((video.height, video.width), encode_png)
     art = video.artifacts
     source = choose_source_frame(video.n_frames, start,
                                  source_seed_material(seed, video.dataset, video.video, start), stop=stop)
@@ -473,15 +459,15 @@ def encode_window(video: VideoInputs, data: LoadedVideo, start: int, stop: int, 
         schema.BACKGROUND: stored.get(art.background_file, data.background, color=True),
         schema.FLOW: gzip.compress(_npy(fixed_point_flow(flow, art.flow_file)), compresslevel=FLOW_GZIP_LEVEL,
                                    mtime=0),
-        schema.FRAMES: _png(_strip(data.frames[start:stop])),
-        schema.LAYOUTS: _png(_strip(data.layouts[start:stop])),
+        schema.FRAMES: encode_png(_strip(data.frames[start:stop])),
+        schema.LAYOUTS: encode_png(_strip(data.layouts[start:stop])),
         schema.META: json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8"),
         schema.POSE: _npy(video.keypoints[start:stop].astype("<f4")),
         schema.SOURCE: stored.get(art.frames_dir / frame_name(source), data.frames[source], color=True),
         schema.SOURCE_LAYOUT: stored.get(art.layout_dir / frame_name(source), data.layouts[source],
                                           color=False),
         schema.SOURCE_POSE: _npy(video.keypoints[source].astype("<f4")),
-        schema.VALID: _png(_strip(valid[:, 0])),
+        schema.VALID: encode_png(_strip(valid[:, 0])),
     }
     return [(f"{key}.{name}", fields[name]) for name in sorted(fields)]
 
@@ -595,7 +581,7 @@ def write_shards(videos: Iterable[VideoInputs | Skip], out_dir: Path, window_len
         report.removed.extend(atomic.remove_stale_temps(folder))
     inputs = _distinct_inputs(videos, report)
     params = {"window_length": window_length, "stride": stride, "shard_max_samples": shard_max_samples,
-              "seed": seed, "png": PNG_PARAMS, "flow_gzip_level": FLOW_GZIP_LEVEL}
+              "seed": seed, "png": PNG_ENCODING, "flow_gzip_level": FLOW_GZIP_LEVEL}
     index = _load_index(out_dir)
     expected: set[str] = set()
     jobs: list[VideoJob] = []
@@ -696,7 +682,7 @@ def _write_video(job: VideoJob) -> VideoWritten:
     video = job.video
     data = video.load()
     stamps, rows, written, kept, size = {}, [], [], [], 0
-    stored = StoredPngs((video.height, video.width), _png)
+    stored = StoredPngs((video.height, video.width), encode_png)
     for rel, chunk in zip(job.tars, job.chunks):
         members = (m for start, stop in chunk for m in encode_window(video, data, start, stop, job.seed, stored))
         replaced, stamps[rel] = _write_tar(job.out_dir / rel, members)
