@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.core.params import model_config
 from pipeline.inference.generate import build_generator
 from pipeline.pretrained.perceptual import load_perceptual
 from pipeline.pretrained.vgg19 import VGG19Features
@@ -63,9 +64,9 @@ def _rate(stage: str, cfg: ModelConfig, device: torch.device, batch: dict, steps
 
 def _floor(trainer, b: dict, warmup: int) -> None:
     """The networks of one step alone: the generator's rollout (frozen upstream networks included) and a
-    backward from its outputs, then each discriminator's forward on (real; generated) and its backward - none
-    of the step's losses (perceptual, feature matching, adversarial terms through the discriminator), finiteness
-    checks or optimiser updates."""
+    backward from its outputs, then each discriminator the step runs: its forward on (real; generated) and its
+    backward - none of the step's losses (perceptual, feature matching, adversarial terms through the
+    discriminator), finiteness checks or optimiser updates."""
     from pipeline.training.steps import _frozen
 
     for module in trainer.modules.values():
@@ -75,14 +76,15 @@ def _floor(trainer, b: dict, warmup: int) -> None:
     produced = {"layout": lambda o: o.layout_out.layout, "region": lambda o: o.region.regions,
                 "wcn": lambda o: o.composition.output}[trainer.name]
     sum(produced(o).float().mean() for o in outs).backward()
-    sum(trainer.discriminator_losses(b, outs).values()).backward()
+    d_terms = trainer.discriminator_losses(b, outs)
+    if d_terms:  # none at zero adversarial weights (the learn profile): the step runs no discriminator either
+        sum(d_terms.values()).backward()
 
 
 def step_overhead(stage: str, params, batch: dict, repeats: int, vgg: torch.nn.Module) -> dict:
     """Steps/s of ``stage``'s ``train_step`` as ``params`` configure it (model, sequence length, warm-up), and
     forward+backward/s of its networks alone (:func:`_floor`) on the same batch and warm-up lengths, interleaved
     ``repeats`` times in one process (a shared machine's load drifts alike for both); medians."""
-    from pipeline.core.params import model_config
     from pipeline.training.steps import to_device, warmup_length
 
     tp, cfg = params.train, model_config(params.model)
@@ -154,12 +156,13 @@ def run(quick: bool = True) -> list[dict]:
             h, w = params.extract.height, params.extract.width
             t = params.train.warmup_frames + params.train.sequence_length
             batch = synthetic_batch(params.train.batch_size, h, w, t=t)
+            update = "G+D update" if model_config(params.model).adversarial else "G update (no adversarial terms)"
             for stage in ("layout", "region", "wcn"):
                 got = step_overhead(stage, params, batch, 2 if quick else 6, vgg)
                 rows.append({"area": "training", "name": f"{stage} steps/s ({profile} profile, {h}x{w})",
                              "value": round(got["steps_per_s"], 3), "unit": "steps/s", "device": "cpu",
                              "fwd_bwd_per_s": round(got["fwd_bwd_per_s"], 3), "overhead": round(got["overhead"], 2),
-                             "notes": f"1 thread; G+D update, batch {params.train.batch_size}, "
+                             "notes": f"1 thread; {update}, batch {params.train.batch_size}, "
                                       f"{params.train.sequence_length} scored frames after 0-"
                                       f"{params.train.warmup_frames} warm-up frames; the networks' forward+backward "
                                       f"alone {got['fwd_bwd_per_s']:.3f}/s: step / fwd+bwd = "
