@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOR_TYPE = {True: 2, False: 0}  # PNG colour types: 2 = RGB, 0 = greyscale
 UP = 2  # PNG filter type: each byte minus the byte above it (the first row's "above" is zeros)
 # Level 1: under the run-length strategy zlib's level only tells stored (0) from compressed; memLevel 9 as libpng.
 ZLIB_LEVEL, ZLIB_MEM_LEVEL = 1, 9
@@ -42,5 +43,5 @@ def encode_png(image: np.ndarray) -> bytes:
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps modulo 256, as PNG's filters do
     deflate = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, 15, ZLIB_MEM_LEVEL, zlib.Z_RLE)
     data = deflate.compress(filtered.data) + deflate.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2 if image.ndim == 3 else 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOR_TYPE[image.ndim == 3], 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")

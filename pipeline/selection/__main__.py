@@ -74,16 +74,21 @@ def shared_paths(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_base_recipe(base: Path, profile: dict[str, Any], made: str, remedy: str) -> None:
+    """A study's ``base`` folder, once written, holds the profile's recipe (as run_stages wrote it: weights paths
+    absolute); else a RemotError that says how to start it again."""
+    written = base / "params.yaml"
+    if written.is_file() and recipe(yaml.safe_load(written.read_text())) != recipe(
+            absolute_weights(shared_paths(profile), ROOT)):
+        raise RemotError(f"{base}: {made} with another recipe than the profile's now; move it away to {remedy}")
+
+
 def upstream_base(study: str, study_root: Path, profile: dict[str, Any]) -> Path | int:
     """For scope ``wcn``: the study's Layout and Region GANs, trained once on the study's shared data with the
     profile's own recipe in ``<study>/base/`` (the first run of a study trains them; later runs reuse them); the
     folder, or the failing stage's exit code."""
     base = study_root / "base"
-    wanted = absolute_weights(shared_paths(profile), ROOT)
-    trained = base / "params.yaml"
-    if trained.is_file() and recipe(yaml.safe_load(trained.read_text())) != recipe(wanted):
-        raise RemotError(f"{base}: trained with another recipe than the profile's now; move it away to train the "
-                         "base again")
+    check_base_recipe(base, profile, "trained", "train the base again")
     if all((base / "models" / n / "final").is_dir() for n in UPSTREAM):
         return base
     done = run_stages(f"{study}/base", shared_paths(profile), base, until="train_region")
@@ -95,11 +100,7 @@ def shared_data(study: str, study_root: Path, profile: dict[str, Any]) -> int | 
     ``<study>/base/`` (a marker there says it finished), so candidates run apart with ``--candidates`` only train;
     None, or the failing stage's exit code."""
     base = study_root / "base"
-    trained = base / "params.yaml"
-    if trained.is_file() and recipe(yaml.safe_load(trained.read_text())) != recipe(
-            absolute_weights(shared_paths(profile), ROOT)):
-        raise RemotError(f"{base}: made with another recipe than the profile's now; move it away to prepare the "
-                         "data again")
+    check_base_recipe(base, profile, "made", "prepare the data again")
     if (base / DATA_DONE).is_file():
         return None
     done = run_stages(f"{study}/data", shared_paths(profile), base, until="shards")
@@ -231,8 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         except RemotError as exc:
             print(f"error: candidate {name}: {exc}", file=sys.stderr)
             return 2
-        if isinstance(base, int) or prepared is not None:
-            return base if isinstance(base, int) else prepared
+        failed = base if isinstance(base, int) else prepared  # a stage's exit code
+        if failed is not None:
+            return failed
         # compared as run_stages writes them: weights paths absolute
         twin = finished_twin(absolute_weights(shared_paths(params), ROOT), run_root, spec["scope"])
         if twin is not None:  # the same candidate already ran (here or in another study): score it, train nothing

@@ -13,9 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.core.png import SIGNATURE
-
-COLOR_TYPE = {True: 2, False: 0}  # PNG colour types: 2 = RGB, 0 = greyscale
+from pipeline.core.png import COLOR_TYPE, SIGNATURE
 
 
 def plain_png(data: bytes, shape: tuple[int, int], color: bool) -> bool:

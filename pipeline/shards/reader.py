@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from pipeline.core.errors import RemotError
 from pipeline.core.labels import REGIONS
+from pipeline.core.png import SIGNATURE
 from pipeline.core.seeds import derive_seed  # noqa: F401  (re-exported: training imports it from here)
 from pipeline.pose.render import render_pose_map
 from pipeline.shards import schema
@@ -212,7 +213,7 @@ def check_shard_urls(urls: Sequence[str], allow_shell_urls: bool = False) -> lis
 
 def png_size(data: bytes, where: str) -> tuple[int, int]:
     """(height, width) from a PNG's IHDR chunk, read before any pixel is decoded."""
-    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+    if len(data) < 24 or data[:8] != SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError(f"{where}: not a PNG (no PNG signature / IHDR header)")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     return height, width
